@@ -96,7 +96,7 @@ export function checkVerifyingShares (pk: GroupPublicKey, field: string): void {
   if (!sum.is0()) throw new BadInputError(`${field}.verifyingShares`, 'verifying shares do not match the commitments')
 }
 
-/** Evaluates the commitment polynomial at x: Σ_j C_j·x^j (public data, variable time). */
+/** Evaluates the commitment polynomial at x: Σ_j C_j·x^j (public data, variable time). Throws nothing for valid points. */
 export function evalCommitment (commitments: Point[], x: number): Point {
   const scalars: Scalar[] = []
   let pow = 1n

@@ -1,0 +1,466 @@
+/**
+ * RPC frames between clients and nodes and between nodes (docs/protocol/05-rpc-and-cluster-file.md).
+ *
+ * One libp2p protocol id, one request per stream, each message one frame: an unsigned-varint
+ * length prefix (lpStream of @libp2p/utils; the framing is done by the transport code in node/ and
+ * client/, this module handles the frame payload) followed by a UTF-8 JSON object. Binary values
+ * are unpadded base64url, digests lowercase hex. Unknown fields are rejected at every level, every
+ * array and byte string has a cap, and a decoder never returns a partial result: it throws
+ * BadInputError naming the field (e.g. `request.body.envelopes[3]`).
+ *
+ * Error responses carry only a stable code (protocol/errors.ts ErrorCode), never a message: a
+ * peer learns what class of failure happened, not local details.
+ *
+ * Pure: no I/O, no timers.
+ */
+import { BadInputError, KeymeshError, UnsupportedVersionError, isErrorCode } from './errors.ts'
+import type { ErrorCode } from './errors.ts'
+import { aint, fromB64u, fromHex, fromUtf8, toB64u, toHex, utf8 } from './bytes.ts'
+import { MAX_BATCH, MAX_NODES, MAX_RPC_MESSAGE } from './constants.ts'
+
+/** libp2p protocol id of the keymesh RPC. */
+export const RPC_PROTOCOL = '/keymesh/rpc/1'
+/** Frame format version (`v`). */
+export const RPC_VERSION = 1
+/** Largest `ttl` a request may carry, in milliseconds. */
+export const MAX_RPC_TTL_MS = 60_000
+/** Request id used in an error response when the request's own id could not be read. */
+export const UNKNOWN_REQUEST_ID = '0000000000000000'
+
+// Per-field caps (bytes after base64url decoding). Local to this module until they move to
+// protocol/constants.ts (listed in the report as a wanted change).
+/** An encoded envelope: label (≤ 6 fields × 128) + 3 × 32 + 48 + headers, with headroom. */
+export const MAX_ENVELOPE_LEN = 4096
+/** An encoded key set (MAX_KEYSET_LEN is 8219 for 64 nodes), with headroom. */
+export const MAX_KEYSET_BYTES = 16 * 1024
+/** One DKG package (round 1: k commitments + proof of knowledge; round 2: one share package). */
+export const MAX_DKG_PACKAGE_LEN = 16 * 1024
+/** One sealed partial (single or batch of MAX_BATCH points + proof + HPKE overhead). */
+export const MAX_SEALED_LEN = 64 * 1024 + MAX_BATCH * 32
+/** A FROST message to sign (a manifest's canonical bytes). */
+export const MAX_SIGN_MESSAGE_LEN = 64 * 1024
+/** An encoded FROST signing commitment or signature share. */
+export const MAX_FROST_ITEM_LEN = 256
+/** Human-readable strings in status (version, detail). */
+export const MAX_STATUS_STRING = 256
+
+/** Every operation. */
+export type RpcOp =
+  | 'status' | 'keyset.get' | 'partial' | 'partial.batch' | 'frost.commit' | 'frost.sign'
+  | 'dkg.round1' | 'dkg.echo' | 'dkg.round2' | 'dkg.result'
+
+/** All operations, in a stable order. */
+export const RPC_OPS: readonly RpcOp[] = ['status', 'keyset.get', 'partial', 'partial.batch', 'frost.commit', 'frost.sign', 'dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result']
+
+/** Operations only cluster nodes may call (clients get NOT_AUTHORIZED). */
+export const NODE_ONLY_OPS: ReadonlySet<RpcOp> = new Set<RpcOp>(['dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result'])
+
+/** True when `s` names an operation. */
+export function isRpcOp (s: unknown): s is RpcOp {
+  return typeof s === 'string' && (RPC_OPS as readonly string[]).includes(s)
+}
+
+/** DKG state reported by `status`. */
+export type DkgState = 'idle' | 'running' | 'done' | 'failed'
+
+/** Decoded request bodies (bytes, not base64url). */
+export interface RequestBodies {
+  status: Record<string, never>
+  'keyset.get': { epoch?: number }
+  partial: { epoch: number, envelope: Uint8Array, recipient: Uint8Array }
+  'partial.batch': { epoch: number, envelopes: Uint8Array[], recipient: Uint8Array }
+  /** session: 32 lowercase hex chars chosen by the coordinating client. */
+  'frost.commit': { epoch: number, session: string }
+  'frost.sign': { epoch: number, session: string, message: Uint8Array, commitments: Uint8Array[] }
+  /** session: `e<epoch>-a<attempt>`. */
+  'dkg.round1': { session: string }
+  'dkg.echo': { session: string }
+  'dkg.round2': { session: string }
+  'dkg.result': { session: string }
+}
+
+/** Decoded response bodies. */
+export interface ResponseBodies {
+  status: {
+    version: string
+    index: number
+    peerId: string
+    clusterId: string
+    epoch: number | null
+    keySetId: string | null
+    uptimeMs: number
+    dkg: { state: DkgState, detail?: string }
+  }
+  'keyset.get': { keySet: Uint8Array }
+  partial: { sealed: Uint8Array }
+  'partial.batch': { sealed: Uint8Array }
+  'frost.commit': { commitment: Uint8Array }
+  'frost.sign': { share: Uint8Array }
+  'dkg.round1': { wrap: Uint8Array, sign: Uint8Array }
+  /** Per-sender transcript digests (32 bytes each), in sender index order. */
+  'dkg.echo': { wrap: Uint8Array[], sign: Uint8Array[] }
+  'dkg.round2': { wrap: Uint8Array, sign: Uint8Array }
+  'dkg.result': { keySetId: string }
+}
+
+/** A decoded request. */
+export interface DecodedRequest<O extends RpcOp = RpcOp> { op: O, id: string, ttlMs: number, body: RequestBodies[O] }
+
+// ---------------------------------------------------------------------------------------------
+// JSON helpers (strict shapes)
+
+type Json = Record<string, unknown>
+
+const ID_RE = /^[0-9a-f]{16}$/
+const FROST_SESSION_RE = /^[0-9a-f]{32}$/
+const DKG_SESSION_RE = /^e([1-9][0-9]{0,9})-a(0|[1-9][0-9]{0,5})$/
+const HEX64_RE = /^[0-9a-f]{64}$/
+const PEER_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{1,128}$/
+const CLUSTER_ID_RE = /^[0-9a-f]{32}$/
+const MAX_U32 = 0xffffffff
+
+function isPlainObject (v: unknown): v is Json {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
+  const proto = Object.getPrototypeOf(v) as unknown
+  return proto === Object.prototype || proto === null
+}
+
+/** Asserts a plain object whose keys are all in `required ∪ optional` and include `required`. */
+function aobj (field: string, v: unknown, required: readonly string[], optional: readonly string[] = []): Json {
+  if (!isPlainObject(v)) throw new BadInputError(field, 'expected a JSON object')
+  for (const k of Object.keys(v)) {
+    if (!required.includes(k) && !optional.includes(k)) throw new BadInputError(`${field}.${k}`, 'unknown field')
+  }
+  for (const k of required) {
+    if (!Object.hasOwn(v, k)) throw new BadInputError(`${field}.${k}`, 'missing')
+  }
+  return v
+}
+
+function aarray (field: string, v: unknown, min: number, max: number): unknown[] {
+  if (!Array.isArray(v)) throw new BadInputError(field, 'expected an array')
+  if (v.length < min || v.length > max) throw new BadInputError(field, `expected ${min}..${max} items, got ${v.length}`)
+  return v
+}
+
+function astring (field: string, v: unknown, re: RegExp, what: string): string {
+  if (typeof v !== 'string' || !re.test(v)) throw new BadInputError(field, `expected ${what}`)
+  return v
+}
+
+function b64 (field: string, v: unknown, max: number, exact?: number): Uint8Array {
+  const b = fromB64u(field, v, max)
+  if (exact !== undefined && b.length !== exact) throw new BadInputError(field, `expected ${exact} bytes, got ${b.length}`)
+  if (b.length === 0) throw new BadInputError(field, 'empty')
+  return b
+}
+
+function b64list (field: string, v: unknown, min: number, max: number, itemMax: number): Uint8Array[] {
+  return aarray(field, v, min, max).map((x, i) => b64(`${field}[${i}]`, x, itemMax))
+}
+
+function epochOf (field: string, v: unknown): number { return aint(field, v, 1, MAX_U32) }
+
+/** Validates a DKG session id `e<epoch>-a<attempt>`. Throws BadInputError(field). */
+export function validateDkgSession (field: string, v: unknown): string {
+  const s = astring(field, v, DKG_SESSION_RE, 'a DKG session "e<epoch>-a<attempt>"')
+  const m = DKG_SESSION_RE.exec(s)
+  if (m === null || Number(m[1]) > MAX_U32) throw new BadInputError(field, 'epoch out of range')
+  return s
+}
+
+/** Parses a DKG session id into its epoch and attempt. Throws BadInputError('session'). */
+export function parseDkgSession (s: string): { epoch: number, attempt: number } {
+  validateDkgSession('session', s)
+  const m = DKG_SESSION_RE.exec(s) as RegExpExecArray
+  return { epoch: Number(m[1]), attempt: Number(m[2]) }
+}
+
+/** Formats a DKG session id. Throws BadInputError on out-of-range numbers. */
+export function dkgSessionId (epoch: number, attempt: number): string {
+  aint('epoch', epoch, 1, MAX_U32)
+  aint('attempt', attempt, 0, 999_999)
+  return `e${epoch}-a${attempt}`
+}
+
+function frostSession (field: string, v: unknown): string { return astring(field, v, FROST_SESSION_RE, '32 lowercase hex characters') }
+
+function hexDigest (field: string, v: unknown): Uint8Array {
+  return fromHex(field, astring(field, v, HEX64_RE, '64 lowercase hex characters'), 32)
+}
+
+function statusString (field: string, v: unknown, allowEmpty: boolean): string {
+  if (typeof v !== 'string' || v.length > MAX_STATUS_STRING || (!allowEmpty && v.length === 0)) {
+    throw new BadInputError(field, `expected a string of ${allowEmpty ? 0 : 1}..${MAX_STATUS_STRING} characters`)
+  }
+  return v
+}
+
+function sessionOnly (f: string, b: unknown): { session: string } {
+  const o = aobj(f, b, ['session'])
+  return { session: validateDkgSession(`${f}.session`, o.session) }
+}
+
+function wrapSign (f: string, b: unknown): { wrap: Uint8Array, sign: Uint8Array } {
+  const o = aobj(f, b, ['wrap', 'sign'])
+  return { wrap: b64(`${f}.wrap`, o.wrap, MAX_DKG_PACKAGE_LEN), sign: b64(`${f}.sign`, o.sign, MAX_DKG_PACKAGE_LEN) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-operation schemas
+
+interface Schema<O extends RpcOp> {
+  decodeReq: (field: string, b: unknown) => RequestBodies[O]
+  encodeReq: (b: RequestBodies[O]) => Json
+  decodeRes: (field: string, b: unknown) => ResponseBodies[O]
+  encodeRes: (b: ResponseBodies[O]) => Json
+}
+type Schemas = { [O in RpcOp]: Schema<O> }
+
+const schemas: Schemas = {
+  status: {
+    decodeReq: (f, b) => { aobj(f, b, []); return {} },
+    encodeReq: () => ({}),
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['version', 'index', 'peerId', 'clusterId', 'epoch', 'keySetId', 'uptimeMs', 'dkg'])
+      const d = aobj(`${f}.dkg`, o.dkg, ['state'], ['detail'])
+      const state = d.state
+      if (state !== 'idle' && state !== 'running' && state !== 'done' && state !== 'failed') throw new BadInputError(`${f}.dkg.state`, 'expected idle|running|done|failed')
+      const dkg: { state: DkgState, detail?: string } = { state }
+      if (d.detail !== undefined) dkg.detail = statusString(`${f}.dkg.detail`, d.detail, true)
+      return {
+        version: statusString(`${f}.version`, o.version, false),
+        index: aint(`${f}.index`, o.index, 1, MAX_NODES),
+        peerId: astring(`${f}.peerId`, o.peerId, PEER_ID_RE, 'a base58btc PeerId'),
+        clusterId: astring(`${f}.clusterId`, o.clusterId, CLUSTER_ID_RE, '32 lowercase hex characters'),
+        epoch: o.epoch === null ? null : epochOf(`${f}.epoch`, o.epoch),
+        keySetId: o.keySetId === null ? null : astring(`${f}.keySetId`, o.keySetId, HEX64_RE, '64 lowercase hex characters'),
+        uptimeMs: aint(`${f}.uptimeMs`, o.uptimeMs, 0, Number.MAX_SAFE_INTEGER),
+        dkg
+      }
+    },
+    encodeRes: (b) => ({
+      version: b.version,
+      index: b.index,
+      peerId: b.peerId,
+      clusterId: b.clusterId,
+      epoch: b.epoch,
+      keySetId: b.keySetId,
+      uptimeMs: b.uptimeMs,
+      dkg: b.dkg.detail === undefined ? { state: b.dkg.state } : { state: b.dkg.state, detail: b.dkg.detail }
+    })
+  },
+  'keyset.get': {
+    decodeReq: (f, b) => {
+      const o = aobj(f, b, [], ['epoch'])
+      return o.epoch === undefined ? {} : { epoch: epochOf(`${f}.epoch`, o.epoch) }
+    },
+    encodeReq: (b) => (b.epoch === undefined ? {} : { epoch: b.epoch }),
+    decodeRes: (f, b) => ({ keySet: b64(`${f}.keySet`, aobj(f, b, ['keySet']).keySet, MAX_KEYSET_BYTES) }),
+    encodeRes: (b) => ({ keySet: toB64u(b.keySet) })
+  },
+  partial: {
+    decodeReq: (f, b) => {
+      const o = aobj(f, b, ['epoch', 'envelope', 'recipient'])
+      return {
+        epoch: epochOf(`${f}.epoch`, o.epoch),
+        envelope: b64(`${f}.envelope`, o.envelope, MAX_ENVELOPE_LEN),
+        recipient: b64(`${f}.recipient`, o.recipient, 32, 32)
+      }
+    },
+    encodeReq: (b) => ({ epoch: b.epoch, envelope: toB64u(b.envelope), recipient: toB64u(b.recipient) }),
+    decodeRes: (f, b) => ({ sealed: b64(`${f}.sealed`, aobj(f, b, ['sealed']).sealed, MAX_SEALED_LEN) }),
+    encodeRes: (b) => ({ sealed: toB64u(b.sealed) })
+  },
+  'partial.batch': {
+    decodeReq: (f, b) => {
+      const o = aobj(f, b, ['epoch', 'envelopes', 'recipient'])
+      return {
+        epoch: epochOf(`${f}.epoch`, o.epoch),
+        envelopes: b64list(`${f}.envelopes`, o.envelopes, 1, MAX_BATCH, MAX_ENVELOPE_LEN),
+        recipient: b64(`${f}.recipient`, o.recipient, 32, 32)
+      }
+    },
+    encodeReq: (b) => ({ epoch: b.epoch, envelopes: b.envelopes.map(toB64u), recipient: toB64u(b.recipient) }),
+    decodeRes: (f, b) => ({ sealed: b64(`${f}.sealed`, aobj(f, b, ['sealed']).sealed, MAX_SEALED_LEN) }),
+    encodeRes: (b) => ({ sealed: toB64u(b.sealed) })
+  },
+  'frost.commit': {
+    decodeReq: (f, b) => {
+      const o = aobj(f, b, ['epoch', 'session'])
+      return { epoch: epochOf(`${f}.epoch`, o.epoch), session: frostSession(`${f}.session`, o.session) }
+    },
+    encodeReq: (b) => ({ epoch: b.epoch, session: b.session }),
+    decodeRes: (f, b) => ({ commitment: b64(`${f}.commitment`, aobj(f, b, ['commitment']).commitment, MAX_FROST_ITEM_LEN) }),
+    encodeRes: (b) => ({ commitment: toB64u(b.commitment) })
+  },
+  'frost.sign': {
+    decodeReq: (f, b) => {
+      const o = aobj(f, b, ['epoch', 'session', 'message', 'commitments'])
+      return {
+        epoch: epochOf(`${f}.epoch`, o.epoch),
+        session: frostSession(`${f}.session`, o.session),
+        message: b64(`${f}.message`, o.message, MAX_SIGN_MESSAGE_LEN),
+        commitments: b64list(`${f}.commitments`, o.commitments, 1, MAX_NODES, MAX_FROST_ITEM_LEN)
+      }
+    },
+    encodeReq: (b) => ({ epoch: b.epoch, session: b.session, message: toB64u(b.message), commitments: b.commitments.map(toB64u) }),
+    decodeRes: (f, b) => ({ share: b64(`${f}.share`, aobj(f, b, ['share']).share, MAX_FROST_ITEM_LEN) }),
+    encodeRes: (b) => ({ share: toB64u(b.share) })
+  },
+  'dkg.round1': {
+    decodeReq: sessionOnly,
+    encodeReq: (b) => ({ session: b.session }),
+    decodeRes: wrapSign,
+    encodeRes: (b) => ({ wrap: toB64u(b.wrap), sign: toB64u(b.sign) })
+  },
+  'dkg.echo': {
+    decodeReq: sessionOnly,
+    encodeReq: (b) => ({ session: b.session }),
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['wrap', 'sign'])
+      return {
+        wrap: aarray(`${f}.wrap`, o.wrap, 1, MAX_NODES).map((x, i) => hexDigest(`${f}.wrap[${i}]`, x)),
+        sign: aarray(`${f}.sign`, o.sign, 1, MAX_NODES).map((x, i) => hexDigest(`${f}.sign[${i}]`, x))
+      }
+    },
+    encodeRes: (b) => ({ wrap: b.wrap.map(toHex), sign: b.sign.map(toHex) })
+  },
+  'dkg.round2': {
+    decodeReq: sessionOnly,
+    encodeReq: (b) => ({ session: b.session }),
+    decodeRes: wrapSign,
+    encodeRes: (b) => ({ wrap: toB64u(b.wrap), sign: toB64u(b.sign) })
+  },
+  'dkg.result': {
+    decodeReq: sessionOnly,
+    encodeReq: (b) => ({ session: b.session }),
+    decodeRes: (f, b) => ({ keySetId: astring(`${f}.keySetId`, aobj(f, b, ['keySetId']).keySetId, HEX64_RE, '64 lowercase hex characters') }),
+    encodeRes: (b) => ({ keySetId: b.keySetId })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frame codec
+
+function parseFrame (field: string, b: Uint8Array): unknown {
+  if (!(b instanceof Uint8Array)) throw new BadInputError(field, 'expected bytes')
+  if (b.length > MAX_RPC_MESSAGE) throw new BadInputError(field, `frame of ${b.length} bytes exceeds ${MAX_RPC_MESSAGE}`)
+  const text = fromUtf8(field, b)
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw new BadInputError(field, 'invalid JSON')
+  }
+}
+
+function serialize (field: string, v: Json): Uint8Array {
+  const out = utf8(JSON.stringify(v))
+  if (out.length > MAX_RPC_MESSAGE) throw new BadInputError(field, `encoded frame of ${out.length} bytes exceeds ${MAX_RPC_MESSAGE}`)
+  return out
+}
+
+function checkVersion (field: string, v: unknown): void {
+  if (v === RPC_VERSION) return
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) throw new UnsupportedVersionError(field, v, String(RPC_VERSION))
+  throw new BadInputError(field, `expected ${RPC_VERSION}`)
+}
+
+/** Validates a request id (16 lowercase hex). Throws BadInputError(field). */
+export function validateRequestId (field: string, v: unknown): string { return astring(field, v, ID_RE, '16 lowercase hex characters') }
+
+/**
+ * Encodes a request frame payload (without the length prefix). Validates the body by decoding the
+ * encoded form again, so a malformed body can never leave this process.
+ * Throws BadInputError (bad id, ttl, body, or frame over MAX_RPC_MESSAGE).
+ */
+export function encodeRequest<O extends RpcOp> (op: O, body: RequestBodies[O], id: string, ttlMs: number): Uint8Array {
+  if (!isRpcOp(op)) throw new BadInputError('request.op', 'unknown operation')
+  validateRequestId('request.id', id)
+  aint('request.ttl', ttlMs, 1, MAX_RPC_TTL_MS)
+  const s = schemas[op] as Schema<O>
+  const jb = s.encodeReq(body)
+  s.decodeReq('request.body', jb)
+  return serialize('request', { v: RPC_VERSION, op, id, ttl: ttlMs, body: jb })
+}
+
+/**
+ * Decodes a request frame payload. Strict: unknown fields, wrong types, oversize values, unknown
+ * operations are all rejected. Throws BadInputError naming the field, or UnsupportedVersionError
+ * for a well-formed frame of another version.
+ */
+export function decodeRequest (b: Uint8Array): DecodedRequest {
+  const o = aobj('request', parseFrame('request', b), ['v', 'op', 'id', 'ttl', 'body'])
+  checkVersion('request.v', o.v)
+  const id = validateRequestId('request.id', o.id)
+  if (!isRpcOp(o.op)) throw new BadInputError('request.op', 'unknown operation')
+  const op: RpcOp = o.op
+  const ttlMs = aint('request.ttl', o.ttl, 1, MAX_RPC_TTL_MS)
+  const body = (schemas[op] as Schema<RpcOp>).decodeReq('request.body', o.body)
+  return { op, id, ttlMs, body }
+}
+
+/**
+ * Best-effort extraction of the request id from a frame that failed to decode, so the error
+ * response can echo it. Returns UNKNOWN_REQUEST_ID when there is none. Never throws.
+ */
+export function peekRequestId (b: Uint8Array): string {
+  try {
+    const v = JSON.parse(fromUtf8('request', b)) as unknown
+    if (isPlainObject(v) && typeof v.id === 'string' && ID_RE.test(v.id)) return v.id
+  } catch { /* fall through */ }
+  return UNKNOWN_REQUEST_ID
+}
+
+/** Encodes a success response. Throws BadInputError when the body does not match the schema. */
+export function encodeResponse<O extends RpcOp> (op: O, id: string, body: ResponseBodies[O]): Uint8Array {
+  if (!isRpcOp(op)) throw new BadInputError('response.op', 'unknown operation')
+  validateRequestId('response.id', id)
+  const s = schemas[op] as Schema<O>
+  const jb = s.encodeRes(body)
+  s.decodeRes('response.body', jb)
+  return serialize('response', { v: RPC_VERSION, id, ok: true, body: jb })
+}
+
+/** Encodes an error response carrying only the code. Throws BadInputError on a bad id or code. */
+export function encodeErrorResponse (id: string, code: ErrorCode): Uint8Array {
+  validateRequestId('response.id', id)
+  if (!isErrorCode(code)) throw new BadInputError('response.error.code', 'unknown error code')
+  return serialize('response', { v: RPC_VERSION, id, ok: false, error: { code } })
+}
+
+/** The error a caller sees when a peer answered with an error response. */
+export class RemoteError extends KeymeshError {
+  constructor (code: ErrorCode, op: RpcOp) {
+    super(code, `peer answered ${op} with ${code}`)
+  }
+}
+
+/**
+ * Decodes a response to a request of operation `op` with id `id`. Success → the typed body.
+ * An error response → throws RemoteError (a KeymeshError with the peer's code). A malformed frame,
+ * a mismatched id or an unknown error code → BadInputError naming the field.
+ */
+export function decodeResponse<O extends RpcOp> (op: O, id: string, b: Uint8Array): ResponseBodies[O] {
+  const raw = parseFrame('response', b)
+  if (!isPlainObject(raw)) throw new BadInputError('response', 'expected a JSON object')
+  if (raw.ok === false) {
+    const o = aobj('response', raw, ['v', 'id', 'ok', 'error'])
+    checkVersion('response.v', o.v)
+    if (validateRequestId('response.id', o.id) !== id) throw new BadInputError('response.id', 'does not match the request')
+    const e = aobj('response.error', o.error, ['code'])
+    if (!isErrorCode(e.code)) throw new BadInputError('response.error.code', 'unknown error code')
+    throw new RemoteError(e.code, op)
+  }
+  const o = aobj('response', raw, ['v', 'id', 'ok', 'body'])
+  checkVersion('response.v', o.v)
+  if (o.ok !== true) throw new BadInputError('response.ok', 'expected a boolean')
+  if (validateRequestId('response.id', o.id) !== id) throw new BadInputError('response.id', 'does not match the request')
+  if (!isRpcOp(op)) throw new BadInputError('response.op', 'unknown operation')
+  return (schemas[op] as Schema<O>).decodeRes('response.body', o.body)
+}
+
+/** Decodes a response body of `op` from its JSON form (for tests and tooling). Throws BadInputError. */
+export function decodeResponseBody<O extends RpcOp> (op: O, body: unknown): ResponseBodies[O] {
+  return (schemas[op] as Schema<O>).decodeRes('response.body', body)
+}

@@ -1,0 +1,29 @@
+/** Shared helpers of the threshold-encryption vector generators and checkers. */
+import { BadInputError, errorCode } from '../../protocol/errors.ts'
+import { fromHex } from '../../protocol/bytes.ts'
+
+/** An rng that replays the given hex chunks in order (throws if asked for a different length). */
+export function replayRng (chunks: string[]): (n: number) => Uint8Array {
+  let i = 0
+  return (n: number) => {
+    const c = chunks[i++]
+    if (c === undefined) throw new Error('replayRng: out of chunks')
+    return fromHex('rng', c, n)
+  }
+}
+
+/** Runs `f`, which must throw an error with `code` (and `field` when given). */
+export function expectFailure (name: string, f: () => unknown, code: string, field?: string): void {
+  let got: unknown
+  try { f() } catch (e) { got = e }
+  if (got === undefined) throw new Error(`${name}: invalid input was accepted`)
+  if (errorCode(got) !== code) throw new Error(`${name}: expected ${code}, got ${errorCode(got)} (${String(got)})`)
+  if (field !== undefined && (!(got instanceof BadInputError) || got.field !== field)) {
+    throw new Error(`${name}: expected field ${field}, got ${got instanceof BadInputError ? got.field : 'none'}`)
+  }
+}
+
+/** Throws unless a === b. */
+export function same (name: string, what: string, got: string, want: unknown): void {
+  if (got !== want) throw new Error(`${name}: ${what} mismatch`)
+}

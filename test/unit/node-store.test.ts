@@ -1,0 +1,114 @@
+/**
+ * Node store and storage key: sealing bound to the store key name, wrong passphrase detection,
+ * atomic commitEpoch, DKG progress with encrypted `secret:` entries, no re-initialisation.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { LevelNodeStore } from '../../node/store.ts'
+import { StorageKey, createStorageKey, unlockStorageKey } from '../../node/storage-key.ts'
+import { shareKey } from '../../node/store-layout.ts'
+import { encodeKeySet } from '../../protocol/keyset.ts'
+import type { KeySet } from '../../protocol/keyset.ts'
+import { BASE, L } from '../../protocol/group.ts'
+import { ErrorCode, KeymeshError } from '../../protocol/errors.ts'
+
+let dir: string
+beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'keymesh-store-')) })
+afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
+
+/** A structurally valid key set (t=2, n=3) from fixed polynomials a0 + a1·x. */
+function keySet (epoch: number, seed: bigint): KeySet {
+  const pk = (a0: bigint, a1: bigint): KeySet['wrap'] => ({
+    commitments: [BASE.multiply(a0), BASE.multiply(a1)],
+    verifyingShares: [1n, 2n, 3n].map(i => BASE.multiply((a0 + a1 * i) % L))
+  })
+  return { version: 1, clusterId: 'ab'.repeat(16), epoch, threshold: 2, n: 3, wrap: pk(seed, seed + 1n), sign: pk(seed + 2n, seed + 3n) }
+}
+
+async function codeOf (p: Promise<unknown>): Promise<string> {
+  try { await p } catch (e) { return e instanceof KeymeshError ? e.code : 'foreign' } return 'OK'
+}
+
+describe('storage key', () => {
+  it('derives from a passphrase, detects a wrong one, and binds sealed values to their name', async () => {
+    const pass = join(dir, 'p1')
+    await writeFile(pass, 'a long enough passphrase\n', { mode: 0o600 })
+    const params = join(dir, 'sk1.json')
+    const k1 = await createStorageKey({ kind: 'passphrase-file', path: pass }, params, { logN: 15 })
+    const sealed = k1.seal('share/x', new Uint8Array([1, 2, 3]))
+    expect(await codeOf(createStorageKey({ kind: 'passphrase-file', path: pass }, params, { logN: 15 }))).toBe(ErrorCode.CONFLICT)
+    const k2 = await unlockStorageKey({ kind: 'passphrase-file', path: pass }, params)
+    expect(k2.open('share/x', sealed)).toEqual(new Uint8Array([1, 2, 3]))
+    expect(() => k2.open('share/y', sealed)).toThrow(/does not open/)
+    const tampered = sealed.slice(); tampered[20] = (tampered[20] as number) ^ 1
+    expect(() => k2.open('share/x', tampered)).toThrow(KeymeshError)
+    await writeFile(pass, 'another long passphrase\n')
+    expect(await codeOf(unlockStorageKey({ kind: 'passphrase-file', path: pass }, params))).toBe(ErrorCode.VERIFICATION_FAILED)
+    expect(await codeOf(unlockStorageKey({ kind: 'insecure-dev' }, params))).toBe(ErrorCode.BAD_INPUT)
+    const j = JSON.parse(await readFile(params, 'utf8')) as Record<string, unknown>
+    expect(j).toMatchObject({ format: 'keymesh.storage-key', version: 1, kind: 'passphrase-file', scrypt: { logN: 15, r: 8, p: 1 } })
+    k1.close()
+    expect(() => k1.seal('a', new Uint8Array(1))).toThrow(KeymeshError)
+  })
+
+  it('reads a 32-byte key file (raw or hex) and refuses a short one', async () => {
+    const kf = join(dir, 'key.bin')
+    await writeFile(kf, Buffer.alloc(32, 9), { mode: 0o600 })
+    const k = await createStorageKey({ kind: 'key-file', path: kf }, join(dir, 'sk2.json'))
+    const s = k.seal('n', new Uint8Array([5]))
+    await writeFile(kf, Buffer.alloc(32, 9).toString('hex') + '\n')
+    expect((await unlockStorageKey({ kind: 'key-file', path: kf }, join(dir, 'sk2.json'))).open('n', s)).toEqual(new Uint8Array([5]))
+    await writeFile(kf, Buffer.alloc(16, 9))
+    expect(await codeOf(unlockStorageKey({ kind: 'key-file', path: kf }, join(dir, 'sk2.json')))).toBe(ErrorCode.BAD_INPUT)
+  })
+})
+
+describe('level node store', () => {
+  it('refuses to open a missing database (never creates one at start)', async () => {
+    const key = new StorageKey(new Uint8Array(32).fill(1))
+    expect(await codeOf(LevelNodeStore.open(join(dir, 'missing-db'), key))).toBe(ErrorCode.BAD_INPUT)
+  })
+
+  it('commits an epoch atomically, seals shares at rest, and keeps DKG progress until commit', async () => {
+    const path = join(dir, 'db1')
+    const store = await LevelNodeStore.open(path, new StorageKey(new Uint8Array(32).fill(2)), { create: true })
+    expect(await store.currentEpoch()).toBeUndefined()
+    await store.putDkg('e1-a0', 'round1', new Uint8Array([1]))
+    await store.putDkg('e1-a0', 'secret:state', new Uint8Array([42, 42, 42]))
+    await store.putDkg('e10-a0', 'round1', new Uint8Array([9]))
+    expect(await store.getDkg('e1-a0', 'secret:state')).toEqual(new Uint8Array([42, 42, 42]))
+    expect(await store.listDkg('e1-a0')).toEqual(['round1', 'secret:state'])
+    await expect(store.putDkg('e1-a0', 'bad/name', new Uint8Array(1))).rejects.toThrow(KeymeshError)
+    const ks = keySet(1, 11n)
+    await store.commitEpoch(1, ks, { index: 2, scalar: 123n }, { index: 2, scalar: 456n })
+    expect(await store.currentEpoch()).toBe(1)
+    expect(await store.getShare(1, 'wrap')).toEqual({ index: 2, scalar: 123n })
+    expect(await store.getShare(1, 'sign')).toEqual({ index: 2, scalar: 456n })
+    expect(await store.getKeySetBytes(1)).toEqual(encodeKeySet(ks))
+    expect(await store.getKeySetId(1)).toMatch(/^[0-9a-f]{64}$/)
+    expect(await store.listDkg('e1-a0')).toEqual([])
+    expect(await store.listDkg('e10-a0')).toEqual(['round1'])
+    // idempotent for the same key set, CONFLICT for another
+    await store.commitEpoch(1, ks, { index: 2, scalar: 123n }, { index: 2, scalar: 456n })
+    expect(await codeOf(store.commitEpoch(1, keySet(1, 99n), { index: 2, scalar: 1n }, { index: 2, scalar: 2n }))).toBe(ErrorCode.CONFLICT)
+    expect(await codeOf(store.commitEpoch(2, ks, { index: 2, scalar: 1n }, { index: 2, scalar: 2n }))).toBe(ErrorCode.BAD_INPUT)
+    await store.close()
+
+    // at rest: the share is sealed (no plaintext scalar bytes), and bound to its key name
+    const raw = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    const sealed = await raw.get(shareKey(1, 'wrap'))
+    expect(sealed?.length).toBe(1 + 12 + 34 + 16)
+    await raw.put(shareKey(1, 'sign'), sealed as Uint8Array) // swap values: must not open
+    await raw.close()
+    const again = await LevelNodeStore.open(path, new StorageKey(new Uint8Array(32).fill(2)))
+    expect(await again.getShare(1, 'wrap')).toEqual({ index: 2, scalar: 123n })
+    expect(await codeOf(again.getShare(1, 'sign'))).toBe(ErrorCode.VERIFICATION_FAILED)
+    await again.close()
+    const wrongKey = await LevelNodeStore.open(path, new StorageKey(new Uint8Array(32).fill(3)))
+    expect(await codeOf(wrongKey.getShare(1, 'wrap'))).toBe(ErrorCode.VERIFICATION_FAILED)
+    await wrongKey.close()
+  })
+})

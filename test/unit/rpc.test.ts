@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import {
+  MAX_ENVELOPE_LEN, NODE_ONLY_OPS, RPC_OPS, RemoteError, UNKNOWN_REQUEST_ID, decodeRequest, decodeResponse,
+  dkgSessionId, encodeErrorResponse, encodeRequest, encodeResponse, parseDkgSession, peekRequestId
+} from '../../protocol/rpc.ts'
+import type { RequestBodies, ResponseBodies, RpcOp } from '../../protocol/rpc.ts'
+import { BadInputError, ErrorCode, KeymeshError, UnsupportedVersionError } from '../../protocol/errors.ts'
+import { MAX_BATCH, MAX_RPC_MESSAGE } from '../../protocol/constants.ts'
+
+const te = new TextEncoder()
+const ID = '0123456789abcdef'
+const b = (n: number, v = 7): Uint8Array => new Uint8Array(n).fill(v)
+
+const REQUESTS: { [O in RpcOp]: RequestBodies[O] } = {
+  status: {},
+  'keyset.get': { epoch: 3 },
+  partial: { epoch: 1, envelope: b(200), recipient: b(32) },
+  'partial.batch': { epoch: 1, envelopes: [b(200), b(201, 1)], recipient: b(32) },
+  'frost.commit': { epoch: 1, session: 'ab'.repeat(16) },
+  'frost.sign': { epoch: 1, session: 'ab'.repeat(16), message: te.encode('manifest'), commitments: [b(66), b(66, 2)] },
+  'dkg.round1': { session: 'e1-a0' },
+  'dkg.echo': { session: 'e1-a0' },
+  'dkg.round2': { session: 'e2-a13' },
+  'dkg.result': { session: 'e1-a0' }
+}
+
+const RESPONSES: { [O in RpcOp]: ResponseBodies[O] } = {
+  status: { version: '0.1.0', index: 2, peerId: '12D3KooWPbDY5K6cutJ7UzjL2kbFqrUEE25M4tCfWqknaZMeybZV', clusterId: 'a'.repeat(32), epoch: null, keySetId: null, uptimeMs: 5, dkg: { state: 'running', detail: 'round1 2/3' } },
+  'keyset.get': { keySet: b(500) },
+  partial: { sealed: b(150) },
+  'partial.batch': { sealed: b(3000) },
+  'frost.commit': { commitment: b(66) },
+  'frost.sign': { share: b(32) },
+  'dkg.round1': { wrap: b(200), sign: b(200, 3) },
+  'dkg.echo': { wrap: [b(32), b(32, 1)], sign: [b(32, 2), b(32, 3)] },
+  'dkg.round2': { wrap: b(40), sign: b(40, 1) },
+  'dkg.result': { keySetId: 'f'.repeat(64) }
+}
+
+function frame (o: unknown): Uint8Array { return te.encode(JSON.stringify(o)) }
+function fieldOf (f: () => unknown): string {
+  try { f() } catch (e) { if (e instanceof BadInputError) return e.field; throw e }
+  throw new Error('did not throw')
+}
+
+describe('rpc frames', () => {
+  it('round-trips every operation request and response', () => {
+    for (const op of RPC_OPS) {
+      const enc = encodeRequest(op, REQUESTS[op] as never, ID, 1234)
+      const dec = decodeRequest(enc)
+      expect(dec).toEqual({ op, id: ID, ttlMs: 1234, body: REQUESTS[op] })
+      const res = encodeResponse(op, ID, RESPONSES[op] as never)
+      expect(decodeResponse(op, ID, res)).toEqual(RESPONSES[op])
+    }
+  })
+
+  it('encodes the documented wire shape', () => {
+    const enc = new TextDecoder().decode(encodeRequest('partial', REQUESTS.partial, ID, 5000))
+    expect(JSON.parse(enc)).toEqual({ v: 1, op: 'partial', id: ID, ttl: 5000, body: { epoch: 1, envelope: Buffer.from(b(200)).toString('base64url'), recipient: Buffer.from(b(32)).toString('base64url') } })
+    expect(new TextDecoder().decode(encodeErrorResponse(ID, ErrorCode.BUSY))).toBe('{"v":1,"id":"0123456789abcdef","ok":false,"error":{"code":"BUSY"}}')
+  })
+
+  it('names the field of every rejected request', () => {
+    const ok = { v: 1, op: 'partial', id: ID, ttl: 5000, body: { epoch: 1, envelope: 'AAAA', recipient: 'A'.repeat(43) } }
+    const mut = (f: (o: any) => void): Uint8Array => { const o = structuredClone(ok) as any; f(o); return frame(o) } // eslint-disable-line @typescript-eslint/no-explicit-any -- test mutation of arbitrary JSON
+    expect(fieldOf(() => decodeRequest(mut(o => { o.extra = 1 })))).toBe('request.extra')
+    expect(fieldOf(() => decodeRequest(mut(o => { delete o.ttl })))).toBe('request.ttl')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.ttl = 0 })))).toBe('request.ttl')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.ttl = 60_001 })))).toBe('request.ttl')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.id = 'ABCDEF0123456789' })))).toBe('request.id')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.op = 'nope' })))).toBe('request.op')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.v = '1' })))).toBe('request.v')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.body.epoch = 0 })))).toBe('request.body.epoch')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.body.epoch = 2 ** 32 })))).toBe('request.body.epoch')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.body.recipient = 'A'.repeat(42) })))).toBe('request.body.recipient')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.body.envelope = 'AAAA=' })))).toBe('request.body.envelope')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.body.envelope = '' })))).toBe('request.body.envelope')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.body.envelope = 'A'.repeat(Math.ceil(MAX_ENVELOPE_LEN * 4 / 3) + 8) })))).toBe('request.body.envelope')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.body.x = 1 })))).toBe('request.body.x')
+    expect(fieldOf(() => decodeRequest(mut(o => { o.body = [] })))).toBe('request.body')
+    expect(fieldOf(() => decodeRequest(te.encode('{"v":1,')))).toBe('request')
+    expect(fieldOf(() => decodeRequest(new Uint8Array([0xff, 0xfe])))).toBe('request')
+    expect(fieldOf(() => decodeRequest(frame([1, 2])))).toBe('request')
+    expect(fieldOf(() => decodeRequest(frame({ ...ok, op: 'partial.batch', body: { epoch: 1, envelopes: [], recipient: 'A'.repeat(43) } })))).toBe('request.body.envelopes')
+    expect(fieldOf(() => decodeRequest(frame({ ...ok, op: 'partial.batch', body: { epoch: 1, envelopes: Array(MAX_BATCH + 1).fill('AAAA'), recipient: 'A'.repeat(43) } })))).toBe('request.body.envelopes')
+    expect(fieldOf(() => decodeRequest(frame({ ...ok, op: 'partial.batch', body: { epoch: 1, envelopes: ['AAAA', 7], recipient: 'A'.repeat(43) } })))).toBe('request.body.envelopes[1]')
+    expect(fieldOf(() => decodeRequest(frame({ ...ok, op: 'dkg.round1', body: { session: 'e0-a0' } })))).toBe('request.body.session')
+    expect(fieldOf(() => decodeRequest(frame({ ...ok, op: 'dkg.round1', body: { session: 'e1-a01' } })))).toBe('request.body.session')
+    expect(fieldOf(() => decodeRequest(frame({ ...ok, op: 'frost.commit', body: { epoch: 1, session: 'AB'.repeat(16) } })))).toBe('request.body.session')
+    expect(fieldOf(() => decodeRequest(frame({ ...ok, op: 'status', body: { a: 1 } })))).toBe('request.body.a')
+  })
+
+  it('reports another version as UNSUPPORTED_VERSION and refuses oversize frames', () => {
+    expect(() => decodeRequest(frame({ v: 2, op: 'status', id: ID, ttl: 5, body: {} }))).toThrow(UnsupportedVersionError)
+    expect(fieldOf(() => decodeRequest(new Uint8Array(MAX_RPC_MESSAGE + 1)))).toBe('request')
+    expect(() => encodeRequest('frost.sign', { ...REQUESTS['frost.sign'], message: b(64 * 1024 + 1) }, ID, 5)).toThrow(BadInputError)
+  })
+
+  it('rejects the __proto__ key and does not pollute prototypes', () => {
+    const f = te.encode(`{"v":1,"op":"status","id":"${ID}","ttl":5,"body":{"__proto__":{"x":1}}}`)
+    expect(fieldOf(() => decodeRequest(f))).toBe('request.body.__proto__')
+    expect(({} as Record<string, unknown>).x).toBeUndefined()
+  })
+
+  it('turns an error response into a KeymeshError with the peer code, checks the id', () => {
+    const e = ((): unknown => { try { decodeResponse('status', ID, encodeErrorResponse(ID, ErrorCode.NOT_AUTHORIZED)); return undefined } catch (x) { return x } })()
+    expect(e).toBeInstanceOf(RemoteError)
+    expect((e as KeymeshError).code).toBe('NOT_AUTHORIZED')
+    expect(fieldOf(() => decodeResponse('status', 'ffffffffffffffff', encodeErrorResponse(ID, ErrorCode.BUSY)))).toBe('response.id')
+    expect(fieldOf(() => decodeResponse('status', ID, frame({ v: 1, id: ID, ok: false, error: { code: 'WHAT' } })))).toBe('response.error.code')
+    expect(fieldOf(() => decodeResponse('status', ID, frame({ v: 1, id: ID, ok: false, error: { code: 'BUSY', message: 'x' } })))).toBe('response.error.message')
+    expect(fieldOf(() => decodeResponse('dkg.echo', ID, frame({ v: 1, id: ID, ok: true, body: { wrap: ['AB'.repeat(32)], sign: [] } })))).toBe('response.body.wrap[0]')
+    expect(fieldOf(() => decodeResponse('status', ID, frame({ v: 1, id: ID, ok: true, body: { ...RESPONSES.status, dkg: { state: 'weird' } } })))).toBe('response.body.dkg.state')
+    expect(() => encodeErrorResponse(ID, 'NOPE' as ErrorCode)).toThrow(BadInputError)
+  })
+
+  it('peeks the id of a bad request when it can', () => {
+    expect(peekRequestId(frame({ id: ID, junk: true }))).toBe(ID)
+    expect(peekRequestId(te.encode('{"id":'))).toBe(UNKNOWN_REQUEST_ID)
+    expect(peekRequestId(frame({ id: 'x' }))).toBe(UNKNOWN_REQUEST_ID)
+  })
+
+  it('DKG session ids round-trip', () => {
+    expect(dkgSessionId(12, 3)).toBe('e12-a3')
+    expect(parseDkgSession('e12-a3')).toEqual({ epoch: 12, attempt: 3 })
+    expect(() => parseDkgSession('e4294967296-a0')).toThrow(BadInputError)
+    expect(NODE_ONLY_OPS.has('dkg.round1') && !NODE_ONLY_OPS.has('partial')).toBe(true)
+  })
+
+  it('never throws anything but KeymeshError on arbitrary input (property)', () => {
+    fc.assert(fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.json().map(s => te.encode(s)), fc.jsonValue().map(v => frame({ v: 1, op: 'partial', id: ID, ttl: 5, body: v }))), bytes => {
+      try { decodeRequest(bytes) } catch (e) { if (!(e instanceof KeymeshError)) throw e }
+      try { decodeResponse('status', ID, bytes) } catch (e) { if (!(e instanceof KeymeshError)) throw e }
+    }), { numRuns: 2000 })
+  })
+})
