@@ -20,3 +20,12 @@ export interface Faults {
 export function anyFault (f: Faults | undefined): boolean {
   return f !== undefined && (f.corruptPartial === true || f.corruptSignShare === true)
 }
+
+/**
+ * The faults of a node context: the optional `faults` field that only the test entry point
+ * `test/fixtures/lying-node.ts` sets. Never throws.
+ */
+export function faultsOf (ctx: object): Faults | undefined {
+  const f = (ctx as { faults?: unknown }).faults
+  return typeof f === 'object' && f !== null ? f as Faults : undefined
+}

@@ -1,0 +1,32 @@
+/**
+ * Registry of operation handlers. The RPC server dispatches a decoded request to
+ * `handlers[op]`; an op without a handler is answered with UNAVAILABLE.
+ *
+ * Owners: `status` — infrastructure (node/handlers/status.ts); keyset.get, partial*, frost.*,
+ * dkg.* — the handlers helper (node/handlers/{keyset,partial,frost,dkg}.ts): add one import and
+ * one entry per operation below.
+ */
+import type { RpcOp } from '../../protocol/rpc.ts'
+import type { Handler } from '../context.ts'
+import { statusHandler } from './status.ts'
+import { keysetGetHandler } from './keyset.ts'
+import { partialBatchHandler, partialHandler } from './partial.ts'
+import { frostCommitHandler, frostSignHandler } from './frost.ts'
+import { dkgEchoHandler, dkgResultHandler, dkgRound1Handler, dkgRound2Handler } from './dkg.ts'
+
+/** Handlers by operation. */
+export type HandlerTable = Partial<{ [O in RpcOp]: Handler<O> }>
+
+/** The handler table used by the RPC server. */
+export const handlers: HandlerTable = {
+  status: statusHandler,
+  'keyset.get': keysetGetHandler,
+  partial: partialHandler,
+  'partial.batch': partialBatchHandler,
+  'frost.commit': frostCommitHandler,
+  'frost.sign': frostSignHandler,
+  'dkg.round1': dkgRound1Handler,
+  'dkg.echo': dkgEchoHandler,
+  'dkg.round2': dkgRound2Handler,
+  'dkg.result': dkgResultHandler
+}

@@ -1,0 +1,105 @@
+/**
+ * `partial` and `partial.batch`: a node's partial unwrap of envelopes, DLEQ-proven and sealed to
+ * the recipient (brief §2.2–2.4; docs/protocol/03-threshold-encryption.md §4–5).
+ *
+ * Order of checks, each before any use of the share:
+ *   1. strict envelope decoding (BAD_INPUT naming the field);
+ *   2. context binding: label.clusterId is this cluster and label.epoch is the requested epoch
+ *      (BAD_INPUT), the epoch has a committed key set here (NOT_FOUND);
+ *   3. authorization of the caller for each label (NOT_AUTHORIZED);
+ *   4. computePartial / computeBatchPartial, which verify the envelope proof (binding R to the
+ *      label and ciphertext) before multiplying by the share (VERIFICATION_FAILED);
+ *   5. sealPartial to the recipient's X25519 key (BAD_INPUT for a bad key).
+ * The node never sees a data key: it returns x_i·8R, not the KEK.
+ *
+ * Secrets: the wrap share is read from the store per request and dropped when the handler
+ * returns (a bigint: it cannot be wiped).
+ */
+import { BadInputError, ErrorCode, KeymeshError } from '../../protocol/errors.ts'
+import { BASE } from '../../protocol/group.ts'
+import { decodeEnvelope, envelopeId } from '../../protocol/envelope.ts'
+import type { Envelope } from '../../protocol/envelope.ts'
+import { encodeLabel } from '../../protocol/label.ts'
+import { computeBatchPartial, computePartial, sealPartial } from '../../protocol/partial.ts'
+import type { BatchPartial, Partial } from '../../protocol/partial.ts'
+import type { KeySet, KeyShare } from '../../protocol/keyset.ts'
+import { toHex } from '../../protocol/bytes.ts'
+import { MAX_BATCH } from '../../protocol/constants.ts'
+import { faultsOf } from '../faults.ts'
+import type { Handler, NodeContext } from '../context.ts'
+import { authorize } from './authz.ts'
+
+/**
+ * The committed key set and this node's share of `kind` for `epoch`. Throws KeymeshError
+ * NOT_FOUND when the epoch has no key set (or no share) on this node.
+ */
+export async function epochKeys (ctx: NodeContext, epoch: number, kind: 'wrap' | 'sign'): Promise<{ ks: KeySet, share: KeyShare }> {
+  const ks = await ctx.store.getKeySet(epoch)
+  if (ks === undefined) throw new KeymeshError(ErrorCode.NOT_FOUND, `no key set for epoch ${epoch} on this node`)
+  const share = await ctx.store.getShare(epoch, kind)
+  if (share === undefined) throw new KeymeshError(ErrorCode.NOT_FOUND, `no ${kind} share for epoch ${epoch} on this node`)
+  if (share.index !== ctx.selfIndex) throw new KeymeshError(ErrorCode.INTERNAL, `stored ${kind} share has index ${share.index}, expected ${ctx.selfIndex}`)
+  return { ks, share }
+}
+
+/** Decodes one envelope and checks its context against this cluster and the requested epoch. Throws BadInputError. */
+function decodeForEpoch (ctx: NodeContext, field: string, bytes: Uint8Array, epoch: number): Envelope {
+  let e: Envelope
+  try {
+    e = decodeEnvelope(bytes)
+  } catch (err) {
+    if (err instanceof KeymeshError) throw err
+    throw new BadInputError(field, 'malformed envelope')
+  }
+  if (e.label.clusterId !== ctx.cluster.clusterId) throw new BadInputError(`${field}.label.clusterId`, 'envelope belongs to another cluster')
+  if (e.label.epoch !== epoch) throw new BadInputError(`${field}.label.epoch`, `envelope is for epoch ${e.label.epoch}, request says ${epoch}`)
+  return e
+}
+
+/** Throws KeymeshError TIMEOUT when the request deadline passed (before expensive work). */
+export function checkDeadline (signal: AbortSignal): void {
+  if (signal.aborted) throw new KeymeshError(ErrorCode.TIMEOUT, 'request deadline passed')
+}
+
+/** The lying node's corruption (test fixture only): D + B for every point. Proof left as is. */
+function corrupt<P extends Partial | BatchPartial> (p: P): P {
+  return (Array.isArray(p.D) ? { ...p, D: p.D.map(D => D.add(BASE)) } : { ...p, D: (p.D as Partial['D']).add(BASE) }) as P
+}
+
+/**
+ * Answers `partial`. Throws KeymeshError: BAD_INPUT (malformed envelope, foreign cluster, epoch
+ * mismatch, bad recipient key), NOT_FOUND (no key set for the epoch), NOT_AUTHORIZED,
+ * VERIFICATION_FAILED (envelope proof does not verify).
+ */
+export const partialHandler: Handler<'partial'> = async (ctx, body, caller, signal) => {
+  const e = decodeForEpoch(ctx, 'envelope', body.envelope, body.epoch)
+  const { ks, share } = await epochKeys(ctx, body.epoch, 'wrap')
+  await authorize(ctx, caller, { op: 'partial', label: e.label })
+  checkDeadline(signal)
+  let p = computePartial(share, ks, e)
+  if (faultsOf(ctx)?.corruptPartial === true) p = corrupt(p)
+  return { sealed: sealPartial(p, ks, [envelopeId(e)], body.recipient) }
+}
+
+/**
+ * Answers `partial.batch` (1..MAX_BATCH envelopes, one batched DLEQ proof, one sealed
+ * BatchPartial). Every envelope must pass every check; one bad envelope fails the whole request
+ * (nothing partial is returned). Throws like `partialHandler`.
+ */
+export const partialBatchHandler: Handler<'partial.batch'> = async (ctx, body, caller, signal) => {
+  if (body.envelopes.length === 0 || body.envelopes.length > MAX_BATCH) throw new BadInputError('envelopes', `expected 1..${MAX_BATCH} envelopes`)
+  const es = body.envelopes.map((b, j) => decodeForEpoch(ctx, `envelopes[${j}]`, b, body.epoch))
+  const { ks, share } = await epochKeys(ctx, body.epoch, 'wrap')
+  // One decision per distinct label (a batch usually shares one release context).
+  const seen = new Set<string>()
+  for (const e of es) {
+    const key = toHex(encodeLabel(e.label))
+    if (seen.has(key)) continue
+    seen.add(key)
+    await authorize(ctx, caller, { op: 'partial.batch', label: e.label })
+  }
+  checkDeadline(signal)
+  let p = computeBatchPartial(share, ks, es)
+  if (faultsOf(ctx)?.corruptPartial === true) p = corrupt(p)
+  return { sealed: sealPartial(p, ks, es.map(envelopeId), body.recipient) }
+}

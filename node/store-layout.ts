@@ -1,0 +1,46 @@
+/**
+ * The level key layout of DATA/db, in one place (docs/OPERATIONS.md "Data directory").
+ *
+ * Keys are UTF-8 strings, values raw bytes. Epoch numbers are zero-padded to 10 digits so that
+ * lexicographic order is numeric order.
+ *
+ * | key                                  | value                                                  | at rest   |
+ * | ------------------------------------ | ------------------------------------------------------ | --------- |
+ * | `meta/layout`                        | u8 layout version (1)                                  | plain     |
+ * | `meta/epoch`                         | u32 BE: the current (last committed) epoch             | plain     |
+ * | `keyset/<epoch>`                     | encodeKeySet bytes of that epoch (public)              | plain     |
+ * | `share/<epoch>/wrap`                 | share record: u16 BE index ‖ 32-byte LE scalar          | sealed    |
+ * | `share/<epoch>/sign`                 | same, for the sign key                                 | sealed    |
+ * | `dkg/<session>/<name>`               | opaque DKG progress bytes (public parts)               | plain     |
+ * | `dkg/<session>/secret:<name>`        | opaque DKG progress bytes (secret parts)               | sealed    |
+ *
+ * "sealed" = StorageKey.seal(<the full key string>, bytes) (node/storage-key.ts): AES-256-GCM with
+ * the key string in the AAD, so a sealed value copied to another key does not open.
+ * `<session>` is a DKG session id `e<epoch>-a<attempt>` (protocol/rpc.ts).
+ */
+
+/** Layout version stored under META_LAYOUT. */
+export const LAYOUT_VERSION = 1
+export const META_LAYOUT = 'meta/layout'
+export const META_EPOCH = 'meta/epoch'
+
+/** Which of the two keys of an epoch. */
+export type KeyKind = 'wrap' | 'sign'
+
+/** Secret DKG entries start with this prefix (encrypted at rest). */
+export const SECRET_PREFIX = 'secret:'
+
+/** Zero-padded epoch. Throws RangeError outside u32. */
+export function epochKey (epoch: number): string {
+  if (!Number.isSafeInteger(epoch) || epoch < 1 || epoch > 0xffffffff) throw new RangeError('epoch out of range')
+  return String(epoch).padStart(10, '0')
+}
+
+export function keySetKey (epoch: number): string { return `keyset/${epochKey(epoch)}` }
+export function shareKey (epoch: number, kind: KeyKind): string { return `share/${epochKey(epoch)}/${kind}` }
+export function dkgPrefix (session: string): string { return `dkg/${session}/` }
+export function dkgKey (session: string, name: string): string { return `${dkgPrefix(session)}${name}` }
+/** Prefix of every DKG session of an epoch (`dkg/e<epoch>-a`). */
+export function dkgEpochPrefix (epoch: number): string { return `dkg/e${epoch}-a` }
+/** Upper bound for a prefix range scan (`lt`). */
+export function prefixEnd (prefix: string): string { return prefix + '\uffff' }

@@ -1,0 +1,248 @@
+/**
+ * The node store: a level 10 database under DATA/db (layout: node/store-layout.ts).
+ *
+ * Secrets (key shares, `secret:` DKG entries) are sealed with the storage key before they reach
+ * the disk; public data (key sets, epoch, public DKG progress) is stored plain. `commitEpoch`
+ * writes a finished DKG's key set, both shares and the new current epoch in ONE level batch (a
+ * single atomic LevelDB write), so a crash leaves either all of it or none of it.
+ *
+ * Ownership: KeyShare values returned by getShare are fresh objects owned by the caller; the
+ * decrypted plaintext buffer is zeroed before returning (the bigint cannot be wiped).
+ */
+import { Level } from 'level'
+import { BadInputError, ErrorCode, KeymeshError } from '../protocol/errors.ts'
+import { aint, concat, u16, u32 } from '../protocol/bytes.ts'
+import { decodeScalar, encodeScalar } from '../protocol/group.ts'
+import { decodeKeySet, encodeKeySet, keySetId } from '../protocol/keyset.ts'
+import type { KeySet, KeyShare } from '../protocol/keyset.ts'
+import { validateDkgSession } from '../protocol/rpc.ts'
+import { MAX_NODES } from '../protocol/constants.ts'
+import {
+  LAYOUT_VERSION, META_EPOCH, META_LAYOUT, SECRET_PREFIX, dkgEpochPrefix, dkgKey, dkgPrefix,
+  keySetKey, prefixEnd, shareKey
+} from './store-layout.ts'
+import type { KeyKind } from './store-layout.ts'
+import type { StorageKey } from './storage-key.ts'
+
+export type { KeyKind } from './store-layout.ts'
+
+/** Typed, async access to the node's persistent state. */
+export interface NodeStore {
+  /** The key set of `epoch`, or undefined. Throws KeymeshError(INTERNAL) if the stored bytes are corrupt. */
+  getKeySet: (epoch: number) => Promise<KeySet | undefined>
+  /** The encoded key set of `epoch` (as served by keyset.get), or undefined. */
+  getKeySetBytes: (epoch: number) => Promise<Uint8Array | undefined>
+  /** keySetId of `epoch`'s key set (cached), or undefined. */
+  getKeySetId: (epoch: number) => Promise<string | undefined>
+  /** Stores a key set (public). Throws CONFLICT if a different key set is already stored for its epoch. */
+  putKeySet: (keySet: KeySet) => Promise<void>
+  /** The current (last committed) epoch, or undefined before the first DKG. */
+  currentEpoch: () => Promise<number | undefined>
+  /** Sets the current epoch. Throws BadInputError for an invalid epoch. */
+  setCurrentEpoch: (epoch: number) => Promise<void>
+  /** The decrypted share, or undefined. Throws VERIFICATION_FAILED if it does not open. */
+  getShare: (epoch: number, kind: KeyKind) => Promise<KeyShare | undefined>
+  /** Seals and stores a share. */
+  putShare: (epoch: number, kind: KeyKind, share: KeyShare) => Promise<void>
+  /** Opaque DKG progress bytes; names starting with `secret:` are sealed at rest. */
+  getDkg: (session: string, name: string) => Promise<Uint8Array | undefined>
+  putDkg: (session: string, name: string, value: Uint8Array) => Promise<void>
+  /** Deletes every entry of one DKG session. */
+  deleteDkg: (session: string) => Promise<void>
+  /** Names stored for a DKG session (sorted). */
+  listDkg: (session: string) => Promise<string[]>
+  /**
+   * Atomically writes the key set, both shares and current epoch = `epoch`, and deletes every
+   * DKG session entry of that epoch — one level batch. Idempotent for the same key set; throws
+   * KeymeshError(CONFLICT) if a different key set is already committed for `epoch`, and
+   * BadInputError when keySet.epoch ≠ epoch or share indices disagree.
+   */
+  commitEpoch: (epoch: number, keySet: KeySet, wrapShare: KeyShare, signShare: KeyShare) => Promise<void>
+  /** Closes the database and zeroes the storage key. */
+  close: () => Promise<void>
+}
+
+const DKG_NAME_RE = /^[A-Za-z0-9._:-]{1,128}$/
+const MAX_DKG_VALUE = 4 * 1024 * 1024
+
+function encodeShare (s: KeyShare): Uint8Array {
+  aint('share.index', s.index, 1, MAX_NODES)
+  return concat(u16(s.index), encodeScalar(s.scalar))
+}
+
+function decodeShare (field: string, b: Uint8Array): KeyShare {
+  if (b.length !== 34) throw new BadInputError(field, 'expected a 34-byte share record')
+  const index = aint(`${field}.index`, (b[0] as number) << 8 | (b[1] as number), 1, MAX_NODES)
+  return { index, scalar: decodeScalar(`${field}.scalar`, b.subarray(2)) }
+}
+
+function checkDkgName (session: string, name: string): void {
+  validateDkgSession('session', session)
+  if (typeof name !== 'string' || !DKG_NAME_RE.test(name)) throw new BadInputError('dkg.name', 'expected [A-Za-z0-9._:-]{1,128}')
+}
+
+function notFoundToUndefined (e: unknown): undefined {
+  // level 10 get() resolves undefined for a missing key; keep this for older semantics.
+  if ((e as { code?: string }).code === 'LEVEL_NOT_FOUND') return undefined
+  throw e
+}
+
+/** Level-backed NodeStore. */
+export class LevelNodeStore implements NodeStore {
+  readonly #db: Level<string, Uint8Array>
+  readonly #key: StorageKey
+  readonly #keySets = new Map<number, { bytes: Uint8Array, ks: KeySet, id: string }>()
+
+  private constructor (db: Level<string, Uint8Array>, key: StorageKey) {
+    this.#db = db
+    this.#key = key
+  }
+
+  /**
+   * Opens (or, with `create`, creates) the store at `path`. Without `create` a missing database is
+   * an error (never silently re-initialised). Throws KeymeshError(BAD_INPUT) naming the path.
+   */
+  static async open (path: string, key: StorageKey, opts: { create?: boolean } = {}): Promise<LevelNodeStore> {
+    const create = opts.create === true
+    const db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: create, errorIfExists: create })
+    try {
+      await db.open()
+    } catch (e) {
+      const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message
+      throw new KeymeshError(ErrorCode.BAD_INPUT, create
+        ? `cannot create the database ${path}: ${cause}`
+        : `cannot open the database ${path}: ${cause}. Is another node process using this data directory, or is it missing? Restore it from backup; do not re-initialise a node that holds shares`, { cause: e })
+    }
+    const store = new LevelNodeStore(db, key)
+    if (create) {
+      await db.put(META_LAYOUT, new Uint8Array([LAYOUT_VERSION]))
+    } else {
+      const v = await db.get(META_LAYOUT).catch(notFoundToUndefined)
+      if (v === undefined || v.length !== 1 || v[0] !== LAYOUT_VERSION) {
+        await db.close()
+        throw new KeymeshError(ErrorCode.BAD_INPUT, `database ${path} has no keymesh layout marker (or an unknown layout version); it is not a keymesh node database or it is corrupt`)
+      }
+    }
+    return store
+  }
+
+  async #get (k: string): Promise<Uint8Array | undefined> {
+    const v = await this.#db.get(k).catch(notFoundToUndefined)
+    // level may hand back a Buffer; callers get a plain Uint8Array view of the same bytes.
+    return v === undefined ? undefined : new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+  }
+
+  async #cached (epoch: number): Promise<{ bytes: Uint8Array, ks: KeySet, id: string } | undefined> {
+    const hit = this.#keySets.get(epoch)
+    if (hit !== undefined) return hit
+    const bytes = await this.#get(keySetKey(epoch))
+    if (bytes === undefined) return undefined
+    let ks: KeySet
+    try { ks = decodeKeySet(bytes) } catch (e) {
+      throw new KeymeshError(ErrorCode.INTERNAL, `stored key set of epoch ${epoch} is corrupt`, { cause: e })
+    }
+    const entry = { bytes, ks, id: keySetId(ks) }
+    this.#keySets.set(epoch, entry)
+    return entry
+  }
+
+  async getKeySet (epoch: number): Promise<KeySet | undefined> { return (await this.#cached(aint('epoch', epoch, 1, 0xffffffff)))?.ks }
+  async getKeySetBytes (epoch: number): Promise<Uint8Array | undefined> { return (await this.#cached(aint('epoch', epoch, 1, 0xffffffff)))?.bytes }
+  async getKeySetId (epoch: number): Promise<string | undefined> { return (await this.#cached(aint('epoch', epoch, 1, 0xffffffff)))?.id }
+
+  async putKeySet (keySet: KeySet): Promise<void> {
+    const bytes = encodeKeySet(keySet)
+    const existing = await this.#cached(keySet.epoch)
+    if (existing !== undefined) {
+      if (Buffer.compare(Buffer.from(existing.bytes), Buffer.from(bytes)) !== 0) throw new KeymeshError(ErrorCode.CONFLICT, `a different key set is already stored for epoch ${keySet.epoch}`)
+      return
+    }
+    await this.#db.put(keySetKey(keySet.epoch), bytes)
+  }
+
+  async currentEpoch (): Promise<number | undefined> {
+    const v = await this.#get(META_EPOCH)
+    if (v === undefined) return undefined
+    if (v.length !== 4) throw new KeymeshError(ErrorCode.INTERNAL, 'stored current epoch is corrupt')
+    return new DataView(v.buffer, v.byteOffset, 4).getUint32(0, false)
+  }
+
+  async setCurrentEpoch (epoch: number): Promise<void> {
+    await this.#db.put(META_EPOCH, u32(aint('epoch', epoch, 1, 0xffffffff)))
+  }
+
+  async getShare (epoch: number, kind: KeyKind): Promise<KeyShare | undefined> {
+    const k = shareKey(aint('epoch', epoch, 1, 0xffffffff), kind)
+    const sealed = await this.#get(k)
+    if (sealed === undefined) return undefined
+    const plain = this.#key.open(k, sealed)
+    try { return decodeShare(k, plain) } finally { plain.fill(0) }
+  }
+
+  async putShare (epoch: number, kind: KeyKind, share: KeyShare): Promise<void> {
+    const k = shareKey(aint('epoch', epoch, 1, 0xffffffff), kind)
+    const plain = encodeShare(share)
+    try { await this.#db.put(k, this.#key.seal(k, plain)) } finally { plain.fill(0) }
+  }
+
+  async getDkg (session: string, name: string): Promise<Uint8Array | undefined> {
+    checkDkgName(session, name)
+    const k = dkgKey(session, name)
+    const v = await this.#get(k)
+    if (v === undefined) return undefined
+    return name.startsWith(SECRET_PREFIX) ? this.#key.open(k, v) : v
+  }
+
+  async putDkg (session: string, name: string, value: Uint8Array): Promise<void> {
+    checkDkgName(session, name)
+    if (!(value instanceof Uint8Array) || value.length > MAX_DKG_VALUE) throw new BadInputError('dkg.value', `expected at most ${MAX_DKG_VALUE} bytes`)
+    const k = dkgKey(session, name)
+    await this.#db.put(k, name.startsWith(SECRET_PREFIX) ? this.#key.seal(k, value) : value)
+  }
+
+  async #keysWithPrefix (prefix: string): Promise<string[]> {
+    return await this.#db.keys({ gte: prefix, lt: prefixEnd(prefix) }).all()
+  }
+
+  async deleteDkg (session: string): Promise<void> {
+    validateDkgSession('session', session)
+    const keys = await this.#keysWithPrefix(dkgPrefix(session))
+    if (keys.length > 0) await this.#db.batch(keys.map(key => ({ type: 'del' as const, key })))
+  }
+
+  async listDkg (session: string): Promise<string[]> {
+    validateDkgSession('session', session)
+    const p = dkgPrefix(session)
+    return (await this.#keysWithPrefix(p)).map(k => k.slice(p.length))
+  }
+
+  async commitEpoch (epoch: number, keySet: KeySet, wrapShare: KeyShare, signShare: KeyShare): Promise<void> {
+    aint('epoch', epoch, 1, 0xffffffff)
+    if (keySet.epoch !== epoch) throw new BadInputError('keySet.epoch', `expected ${epoch}`)
+    if (wrapShare.index !== signShare.index) throw new BadInputError('share.index', 'wrap and sign shares have different indices')
+    const bytes = encodeKeySet(keySet)
+    const existing = await this.#cached(epoch)
+    if (existing !== undefined && Buffer.compare(Buffer.from(existing.bytes), Buffer.from(bytes)) !== 0) {
+      throw new KeymeshError(ErrorCode.CONFLICT, `a different key set is already committed for epoch ${epoch}`)
+    }
+    const wk = shareKey(epoch, 'wrap')
+    const sk = shareKey(epoch, 'sign')
+    const wp = encodeShare(wrapShare)
+    const sp = encodeShare(signShare)
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }> = [
+      { type: 'put', key: keySetKey(epoch), value: bytes },
+      { type: 'put', key: wk, value: this.#key.seal(wk, wp) },
+      { type: 'put', key: sk, value: this.#key.seal(sk, sp) }
+    ]
+    wp.fill(0); sp.fill(0)
+    const cur = await this.currentEpoch()
+    if (cur === undefined || cur < epoch) ops.push({ type: 'put', key: META_EPOCH, value: u32(epoch) })
+    for (const key of await this.#keysWithPrefix(dkgEpochPrefix(epoch))) ops.push({ type: 'del', key })
+    await this.#db.batch(ops)
+    this.#keySets.delete(epoch)
+  }
+
+  async close (): Promise<void> {
+    try { await this.#db.close() } finally { this.#key.close() }
+  }
+}
