@@ -493,10 +493,10 @@ export async function * encryptArtifact (key: Uint8Array, source: AsyncIterable<
     for await (const piece of source) {
       abytes('artifact.plaintext', piece)
       // Push at most one chunk's worth at a time so each push seals at most one chunk.
-      if (piece.length <= max) { yield * enc.push(piece); continue }
-      for (let o = 0; o < piece.length; o += max) yield * enc.push(piece.subarray(o, Math.min(o + max, piece.length)))
+      if (piece.length <= max) { for (const c of enc.push(piece)) yield c; continue }
+      for (let o = 0; o < piece.length; o += max) for (const c of enc.push(piece.subarray(o, Math.min(o + max, piece.length)))) yield c
     }
-    yield * enc.finish()
+    for (const c of enc.finish()) yield c
   } finally {
     // Also on error or when the consumer stops early: no plaintext left in the staging buffer.
     enc.destroy()
@@ -520,11 +520,11 @@ export async function * decryptArtifact (key: Uint8Array, source: AsyncIterable<
         const h = dec.parsedHeader
         const max = h === undefined ? ARTIFACT_HEADER_LEN : h.chunkSize + AEAD_TAG_LEN
         const end = Math.min(o + max, piece.length)
-        yield * dec.push(piece.subarray(o, end))
+        for (const c of dec.push(piece.subarray(o, end))) yield c
         o = end
       }
     }
-    yield * dec.finish()
+    for (const c of dec.finish()) yield c
   } finally {
     dec.destroy()
   }

@@ -54,7 +54,7 @@ export {
 } from './jws.ts'
 export {
   type ArtifactHeader, type ArtifactEncryptOptions, ARTIFACT_MAGIC, ARTIFACT_VERSION, ARTIFACT_HEADER_LEN,
-  encodeArtifactHeader, decodeArtifactHeader, artifactCiphertextSize, ArtifactEncryptor, ArtifactDecryptor,
+  encodeArtifactHeader, decodeArtifactHeader, artifactCiphertextSize, ArtifactEncryptor, ArtifactDecryptor, encryptArtifact, decryptArtifact,
   encryptArtifactBytes, decryptArtifactBytes
 } from './artifact.ts'
 export {
