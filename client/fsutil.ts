@@ -4,6 +4,7 @@
  * (mode 0600, O_EXCL) and size-capped reads of untrusted files.
  */
 import { randomBytes } from 'node:crypto'
+import { rmSync } from 'node:fs'
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
@@ -33,6 +34,7 @@ export async function atomicWriteFile (path: string, data: Uint8Array | string, 
   if (opts.exclusive === true && await exists(path)) throw new BadInputError(field, `${path} already exists; refusing to overwrite`)
   const tmp = tempPathFor(path)
   let fh: FileHandle | undefined
+  trackTemp(tmp)
   try {
     fh = await open(tmp, 'wx', opts.mode ?? 0o644)
     await fh.writeFile(data)
@@ -46,6 +48,8 @@ export async function atomicWriteFile (path: string, data: Uint8Array | string, 
     await fh?.close().catch(() => {})
     await rm(tmp, { force: true }).catch(() => {})
     throw ioError(field, path, err)
+  } finally {
+    untrackTemp(tmp)
   }
 }
 
@@ -107,4 +111,24 @@ export async function ensureDir (dir: string, mode = 0o755): Promise<void> {
 export async function readOwnFile (path: string): Promise<Uint8Array> {
   const b = await readFile(path)
   return new Uint8Array(b.buffer, b.byteOffset, b.length)
+}
+
+/** Temp files/directories in progress, removed by `cleanupTempsSync` on SIGINT/SIGTERM. */
+const temps = new Set<string>()
+
+/** Registers a temp path to remove if the process is interrupted before it is published. */
+export function trackTemp (path: string): void { temps.add(path) }
+
+/** Forgets a temp path (it was renamed into place or removed). */
+export function untrackTemp (path: string): void { temps.delete(path) }
+
+/**
+ * Removes every tracked temp path synchronously (for signal handlers: a half-decrypted artifact
+ * must not survive Ctrl-C). Never throws.
+ */
+export function cleanupTempsSync (): void {
+  for (const p of temps) {
+    try { rmSync(p, { recursive: true, force: true }) } catch { /* best effort */ }
+  }
+  temps.clear()
 }

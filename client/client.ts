@@ -1,0 +1,131 @@
+/**
+ * `KeymeshClient`: one connected client of one cluster — the transport, the key-set cache and the
+ * quorum operations (wrap, rewrap, batch rewrap, threshold sign, JWKS) behind one object.
+ */
+import { randomBytes } from 'node:crypto'
+import { BadInputError } from '../protocol/errors.ts'
+import type { KeySet } from '../protocol/keyset.ts'
+import type { ClusterFile } from '../protocol/cluster.ts'
+import { parseClusterFile, MAX_CLUSTER_FILE_LEN } from '../protocol/cluster.ts'
+import { validateLabel } from '../protocol/label.ts'
+import type { Label } from '../protocol/label.ts'
+import { wrap } from '../protocol/wrap.ts'
+import type { Envelope } from '../protocol/envelope.ts'
+import { jwksFromKeySets } from '../protocol/jws.ts'
+import type { Jwks } from '../protocol/jws.ts'
+import { DATA_KEY_LEN } from '../protocol/constants.ts'
+import { ClientTransport } from './transport.ts'
+import type { TransportOptions } from './transport.ts'
+import { loadIdentity } from './identity.ts'
+import type { ClientIdentity } from './identity.ts'
+import { defaultCacheDir, fetchKeySet, listCachedEpochs, readCachedKeySet } from './keyset-fetch.ts'
+import type { KeySetFetchOptions } from './keyset-fetch.ts'
+import { rewrap, rewrapBatch } from './rewrap.ts'
+import type { RewrapBatchResult, RewrapOptions, RewrapResult } from './rewrap.ts'
+import { thresholdSign } from './sign.ts'
+import type { SignOptions, SignResult } from './sign.ts'
+import { readTextCapped } from './fsutil.ts'
+
+/** Options of `KeymeshClient.connect`. */
+export interface ConnectOptions extends TransportOptions {
+  /** Key-set cache directory; `false` disables the cache. Default `defaultCacheDir()`. */
+  cacheDir?: string | false
+}
+
+/** Reads and validates a cluster file. Throws BadInputError('cluster' …). */
+export async function loadClusterFile (path: string): Promise<ClusterFile> {
+  return parseClusterFile(await readTextCapped('cluster', path, MAX_CLUSTER_FILE_LEN))
+}
+
+/** A connected client. Close it with `close()`. */
+export class KeymeshClient {
+  /** Key sets of past epochs are immutable: keep the ones already accepted in memory. */
+  private readonly keySets = new Map<number, KeySet>()
+
+  private constructor (readonly transport: ClientTransport, readonly cacheDir: string | undefined) {}
+
+  /**
+   * Starts a dial-only host for `cluster` with `identity` (objects or file paths). Connections
+   * are made lazily on the first call. Throws BadInputError for unusable files.
+   */
+  static async connect (cluster: ClusterFile | string, identity: ClientIdentity | string, opts: ConnectOptions = {}): Promise<KeymeshClient> {
+    const c = typeof cluster === 'string' ? await loadClusterFile(cluster) : cluster
+    const id = typeof identity === 'string' ? await loadIdentity(identity) : identity
+    const t = await ClientTransport.create(c, id, opts)
+    const cacheDir = opts.cacheDir === false ? undefined : (opts.cacheDir ?? defaultCacheDir())
+    return new KeymeshClient(t, cacheDir)
+  }
+
+  get cluster (): ClusterFile { return this.transport.cluster }
+  get identity (): ClientIdentity { return this.transport.identity }
+
+  /**
+   * The key set of `epoch` (default: the newest with k-agreement), from the cache or from ≥ k
+   * agreeing nodes. Throws QuorumUnavailableError, NotAuthorizedError.
+   */
+  async keySet (epoch?: number, opts: Omit<KeySetFetchOptions, 'epoch' | 'cacheDir'> = {}): Promise<KeySet> {
+    const known = epoch === undefined ? undefined : this.keySets.get(epoch)
+    if (known !== undefined) return known
+    const ks = await fetchKeySet(this.transport, { ...opts, epoch, cacheDir: this.cacheDir })
+    this.keySets.set(ks.epoch, ks)
+    return ks
+  }
+
+  /**
+   * Wraps `dataKey` (32 bytes, owned by the caller) under the cluster's current wrap key for the
+   * context `label` (clusterId and epoch are filled in from the key set when omitted). No node
+   * sees the key. Throws BadInputError (bad label or key), QuorumUnavailableError (key set).
+   */
+  async wrap (label: Omit<Label, 'clusterId' | 'epoch'> & Partial<Pick<Label, 'clusterId' | 'epoch'>>, dataKey: Uint8Array): Promise<{ envelope: Envelope, keySet: KeySet }> {
+    if (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_LEN) throw new BadInputError('dataKey', `expected ${DATA_KEY_LEN} bytes`)
+    const ks = await this.keySet(label.epoch)
+    const l = validateLabel({ ...label, clusterId: label.clusterId ?? ks.clusterId, epoch: label.epoch ?? ks.epoch })
+    if (l.clusterId !== ks.clusterId) throw new BadInputError('label.clusterId', 'does not match the cluster')
+    return { envelope: wrap(ks, l, dataKey), keySet: ks }
+  }
+
+  /** A fresh random 32-byte data key (owned by the caller: zero it after use). */
+  static newDataKey (): Uint8Array { return new Uint8Array(randomBytes(DATA_KEY_LEN)) }
+
+  /** Recovers an envelope's data key through k nodes (see rewrap.ts). Throws as `rewrap`. */
+  async rewrap (e: Envelope, opts: RewrapOptions = {}): Promise<RewrapResult> {
+    const ks = await this.keySet(e.label.epoch)
+    return await rewrap(this.transport, ks, e, opts)
+  }
+
+  /** Batch rewrap of envelopes of one epoch (see rewrap.ts). Throws as `rewrapBatch`, BadInputError for mixed epochs. */
+  async rewrapBatch (es: Envelope[], opts: RewrapOptions = {}): Promise<RewrapBatchResult> {
+    if (es.length === 0) return { dataKeys: [], failures: [] }
+    const epoch = (es[0] as Envelope).label.epoch
+    if (es.some(e => e.label.epoch !== epoch)) throw new BadInputError('envelopes', 'all envelopes of a batch must have the same epoch')
+    const ks = await this.keySet(epoch)
+    return await rewrapBatch(this.transport, ks, es, opts)
+  }
+
+  /** Threshold Ed25519 signature by the cluster's sign key of `epoch` (default current). Throws as `thresholdSign`. */
+  async sign (message: Uint8Array, opts: SignOptions & { epoch?: number } = {}): Promise<SignResult & { keySet: KeySet }> {
+    const ks = await this.keySet(opts.epoch)
+    return { ...await thresholdSign(this.transport, ks, message, opts), keySet: ks }
+  }
+
+  /**
+   * JWKS of the cluster's sign keys: the current epoch (k-agreed now) plus every earlier epoch
+   * in the key-set cache (each k-agreed when it was cached), so manifests signed before a key
+   * rotation still verify. Throws QuorumUnavailableError.
+   */
+  async jwks (): Promise<Jwks> {
+    const current = await this.keySet()
+    const sets = new Map<number, KeySet>([[current.epoch, current]])
+    if (this.cacheDir !== undefined) {
+      for (const e of await listCachedEpochs(this.cacheDir, this.cluster.clusterId)) {
+        if (e >= current.epoch) continue
+        const ks = this.keySets.get(e) ?? await readCachedKeySet(this.cacheDir, this.cluster, e)
+        if (ks !== undefined) sets.set(e, ks)
+      }
+    }
+    return jwksFromKeySets([...sets.values()])
+  }
+
+  /** Closes every connection. Never throws. */
+  async close (): Promise<void> { await this.transport.close() }
+}

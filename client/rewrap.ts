@@ -1,0 +1,171 @@
+/**
+ * Rewrap: recover a wrapped data key through any k nodes (docs/protocol/03-threshold-encryption.md).
+ *
+ * The client asks k nodes in parallel for a partial decryption of the envelope sealed to ITS
+ * recipient key (HPKE; only this client can open them), hedging: a failed node is replaced at once
+ * and every `hedgeMs` without enough answers one more node is asked. It opens each sealed partial
+ * (a partial that does not open is that node's fault), combines k of them (Z = Σ λ_i·D_i), and
+ * re-derives the KEK. When the combined key does not open the envelope, every DLEQ proof is
+ * checked (`combine` does this and returns blame): a node whose proof fails is named, dropped and
+ * replaced by another node — the call still succeeds while k honest nodes answer.
+ * The whole call has a deadline; with fewer than k good answers by then (or as soon as that is
+ * certain) it throws QuorumUnavailableError listing each node's failure. It never hangs.
+ *
+ * Secrets: the returned data key belongs to the caller, who zeroes it after use. Partials are
+ * public-ish (they reveal Z only together with k−1 others) and are dropped after combining.
+ */
+import { ErrorCode, VerificationError } from '../protocol/errors.ts'
+import type { NodeFailure } from '../protocol/errors.ts'
+import { MAX_BATCH } from '../protocol/constants.ts'
+import type { KeySet } from '../protocol/keyset.ts'
+import { encodeEnvelope, envelopeId } from '../protocol/envelope.ts'
+import type { Envelope } from '../protocol/envelope.ts'
+import { verifyEnvelope, verifyEnvelopes } from '../protocol/wrap.ts'
+import { openSealedPartial } from '../protocol/partial.ts'
+import type { BatchPartial, Partial } from '../protocol/partial.ts'
+import { combine, combineBatch, verifyPartial } from '../protocol/combine.ts'
+import type { ClientTransport } from './transport.ts'
+import { Hedger, candidatesFor, hedgeDelay } from './quorum.ts'
+
+/** Options of a rewrap. */
+export interface RewrapOptions {
+  /** Whole-call deadline in ms (default 10000). */
+  deadlineMs?: number
+  /** Ask one more node after this many ms without enough answers (default: 75, or 1.5 × recent p90 latency when larger). */
+  hedgeMs?: number
+  /** Check every DLEQ proof even when the key opens (default false: checked only on failure). */
+  strict?: boolean
+  /**
+   * Verify the envelope's validity proof locally first (default false: every node verifies it
+   * before touching its share, and when more than n − k nodes reject it the call fails with their
+   * verdict anyway; deploy binds the envelope to the signed manifest by its id). Costs about one
+   * multi-scalar multiplication per call.
+   */
+  verifyEnvelope?: boolean
+  /** Nodes not to ask. */
+  exclude?: number[]
+  /** Preference order of nodes (default: random, which spreads load); unlisted nodes follow in random order. */
+  order?: number[]
+  /**
+   * Signed release manifest JWS(s) naming the envelope(s), presented to the nodes (a policy with
+   * requireSignedRelease demands it from deploy targets). `rewrap` sends the first one.
+   */
+  manifests?: string[]
+  /** Admin approvals (JSON text each) presented to the nodes, when the policy asks for them. */
+  approvals?: string[]
+}
+
+function presented (opts: RewrapOptions, batch: boolean): { manifest?: string, manifests?: string[], approvals?: string[] } {
+  const out: { manifest?: string, manifests?: string[], approvals?: string[] } = {}
+  if (opts.manifests !== undefined && opts.manifests.length > 0) {
+    if (batch) out.manifests = opts.manifests
+    else out.manifest = opts.manifests[0]
+  }
+  if (opts.approvals !== undefined && opts.approvals.length > 0) out.approvals = opts.approvals
+  return out
+}
+
+/** Result of a rewrap. */
+export interface RewrapResult {
+  /** The data key (32 bytes). Owned by the caller: zero it when done. */
+  dataKey: Uint8Array
+  /** The k nodes whose partials were combined. */
+  nodes: number[]
+  /** Nodes that failed, were slow past the deadline, or were caught lying (blame). */
+  failures: NodeFailure[]
+}
+
+/** Result of a batch rewrap. */
+export interface RewrapBatchResult {
+  /** Data keys in envelope order. Owned by the caller. */
+  dataKeys: Uint8Array[]
+  failures: NodeFailure[]
+}
+
+
+/**
+ * Recovers the data key of `e` with k nodes. Throws VerificationError (the envelope is invalid, or
+ * it does not open although k partials verify), QuorumUnavailableError (fewer than k correct
+ * answers within the deadline; each node's failure listed), NotAuthorizedError (the nodes refuse
+ * this client for the envelope's label), BadInputError (envelope/key set mismatch).
+ */
+export async function rewrap (t: ClientTransport, ks: KeySet, e: Envelope, opts: RewrapOptions = {}): Promise<RewrapResult> {
+  if (opts.verifyEnvelope === true) verifyEnvelope(ks, e)
+  const k = ks.threshold
+  const envBytes = encodeEnvelope(e)
+  const ids = [envelopeId(e)]
+  const deadlineMs = opts.deadlineMs ?? 10_000
+  const recipient = t.identity.recipientPublicKey
+  const h = new Hedger<Partial>(candidatesFor(t.indices, opts.exclude, opts.order), k, ks.n, deadlineMs, opts.hedgeMs ?? hedgeDelay(t, 'partial', 75), async (index, signal) => {
+    const res = await t.call(index, 'partial', { epoch: ks.epoch, envelope: envBytes, recipient, ...presented(opts, false) }, { timeoutMs: deadlineMs, signal })
+    const p = openSealedPartial(res.sealed, ks, ids, index, t.identity.recipientSecretKey)
+    if (Array.isArray(p.D)) throw new VerificationError(`node ${index} returned a batch partial for a single envelope`, [index])
+    return p as Partial
+  })
+  try {
+    for (;;) {
+      const got = await h.want(k)
+      const pick = [...got.values()].slice(0, k)
+      try {
+        const dataKey = combine(ks, e, pick, { strict: opts.strict === true })
+        return { dataKey, nodes: pick.map(p => p.index).sort((a, b) => a - b), failures: [...h.failures] }
+      } catch (err) {
+        if (!(err instanceof VerificationError)) throw err
+        let blame = err.blame
+        if (blame.length === 0) blame = pick.filter(p => !verifyPartial(ks, e, p)).map(p => p.index)
+        if (blame.length === 0) throw err // every proof holds: the envelope itself does not open
+        for (const i of blame) h.drop(i, ErrorCode.VERIFICATION_FAILED, 'partial decryption failed its DLEQ proof (wrong or malicious answer)')
+      }
+    }
+  } finally {
+    h.close()
+  }
+}
+
+/**
+ * Recovers the data keys of many envelopes with one `partial.batch` request per node per
+ * MAX_BATCH envelopes (one sealed batch partial with a single batched DLEQ proof, RFC 9497 §2.2
+ * style). Same failure handling and errors as `rewrap`; the deadline (default 10 s + 10 ms per
+ * envelope) applies to each slice of MAX_BATCH envelopes. Envelopes must share the key set's epoch.
+ */
+export async function rewrapBatch (t: ClientTransport, ks: KeySet, es: Envelope[], opts: RewrapOptions = {}): Promise<RewrapBatchResult> {
+  const dataKeys: Uint8Array[] = []
+  const failures: NodeFailure[] = []
+  for (let off = 0; off < es.length; off += MAX_BATCH) {
+    const slice = es.slice(off, off + MAX_BATCH)
+    const r = await rewrapSlice(t, ks, slice, opts)
+    dataKeys.push(...r.dataKeys)
+    for (const f of r.failures) if (!failures.some(x => x.index === f.index)) failures.push(f)
+  }
+  return { dataKeys, failures }
+}
+
+async function rewrapSlice (t: ClientTransport, ks: KeySet, es: Envelope[], opts: RewrapOptions): Promise<RewrapBatchResult> {
+  if (es.length === 0) return { dataKeys: [], failures: [] }
+  if (opts.verifyEnvelope === true) verifyEnvelopes(ks, es)
+  const k = ks.threshold
+  const envBytes = es.map(encodeEnvelope)
+  const ids = es.map(envelopeId)
+  const deadlineMs = opts.deadlineMs ?? 10_000 + 10 * es.length
+  const recipient = t.identity.recipientPublicKey
+  const h = new Hedger<BatchPartial>(candidatesFor(t.indices, opts.exclude, opts.order), k, ks.n, deadlineMs, opts.hedgeMs ?? hedgeDelay(t, 'partial.batch', 75 + 2 * es.length), async (index, signal) => {
+    const res = await t.call(index, 'partial.batch', { epoch: ks.epoch, envelopes: envBytes, recipient, ...presented(opts, true) }, { timeoutMs: deadlineMs, signal })
+    const p = openSealedPartial(res.sealed, ks, ids, index, t.identity.recipientSecretKey)
+    if (!Array.isArray(p.D)) throw new VerificationError(`node ${index} returned a single partial for a batch`, [index])
+    return p as BatchPartial
+  })
+  try {
+    for (;;) {
+      const got = await h.want(k)
+      const pick = [...got.values()].slice(0, k)
+      try {
+        return { dataKeys: combineBatch(ks, es, pick, { strict: opts.strict === true }), failures: [...h.failures] }
+      } catch (err) {
+        if (!(err instanceof VerificationError) || err.blame.length === 0) throw err
+        for (const i of err.blame) h.drop(i, ErrorCode.VERIFICATION_FAILED, 'batch partial failed its DLEQ proof (wrong or malicious answer)')
+      }
+    }
+  } finally {
+    h.close()
+  }
+}
