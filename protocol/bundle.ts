@@ -8,15 +8,17 @@
  * Node entries are in strictly increasing index order; each sealed partial covers all envelopes
  * in bundle order (HPKE info binds the list of envelope ids, partial.ts).
  */
-import { BadInputError, VerificationError } from './errors.ts'
+import { BadInputError, UnsupportedVersionError, VerificationError } from './errors.ts'
 import { Reader, Writer, abytes, aint, equalBytes, fromHex, toHex, utf8 } from './bytes.ts'
-import { MAX_BATCH, MAX_NODES, RECIPIENT_KEY_LEN } from './constants.ts'
-import { MAX_ENVELOPE_LEN, decodeEnvelope, encodeEnvelope, envelopeId } from './envelope.ts'
+import {
+  BUNDLE_MAGIC, BUNDLE_VERSION, MAX_BATCH, MAX_BUNDLE_LEN, MAX_ENVELOPE_LEN, MAX_NODES, MAX_SEALED_PARTIAL_LEN, RECIPIENT_KEY_LEN
+} from './constants.ts'
+import { decodeEnvelope, encodeEnvelope, envelopeId } from './envelope.ts'
 import type { Envelope } from './envelope.ts'
 import { keySetId } from './keyset.ts'
 import type { KeySet } from './keyset.ts'
 import { recipientPublicKey } from './hpke.ts'
-import { MAX_SEALED_PARTIAL_LEN, openSealedPartial } from './partial.ts'
+import { openSealedPartial } from './partial.ts'
 import type { BatchPartial } from './partial.ts'
 import { combineBatch } from './combine.ts'
 import type { CombineOptions } from './combine.ts'
@@ -36,13 +38,9 @@ export interface Bundle {
   partials: SealedEntry[]
 }
 
-/** Binary magic of a bundle. */
-export const BUNDLE_MAGIC = 'KMBU'
-/** Current bundle format version. */
-export const BUNDLE_VERSION = 1
+/** Format constants, defined in constants.ts, re-exported here. */
+export { BUNDLE_MAGIC, BUNDLE_VERSION, MAX_BUNDLE_LEN } from './constants.ts'
 const MAGIC = utf8(BUNDLE_MAGIC)
-/** Largest bundle accepted by decodeBundle. */
-export const MAX_BUNDLE_LEN = 4 + 1 + 32 + 32 + 2 + MAX_BATCH * (4 + MAX_ENVELOPE_LEN) + 1 + MAX_NODES * (1 + 4 + MAX_SEALED_PARTIAL_LEN)
 
 function assertEntries (partials: SealedEntry[]): void {
   if (!Array.isArray(partials) || partials.length === 0 || partials.length > MAX_NODES) throw new BadInputError('bundle.partials', `expected 1..${MAX_NODES} entries`)
@@ -56,9 +54,9 @@ function assertEntries (partials: SealedEntry[]): void {
   }
 }
 
-/** Binary encoding (module doc). Throws BadInputError on invalid fields. */
+/** Binary encoding (module doc). Throws BadInputError on invalid fields, UnsupportedVersionError('bundle.version'). */
 export function encodeBundle (b: Bundle): Uint8Array {
-  if (b.version !== BUNDLE_VERSION) throw new BadInputError('bundle.version', `unsupported version ${String(b.version)} (this build supports ${BUNDLE_VERSION})`)
+  if (b.version !== BUNDLE_VERSION) throw new UnsupportedVersionError('bundle.version', typeof b.version === 'number' ? b.version : String(b.version), String(BUNDLE_VERSION))
   abytes('bundle.recipient', b.recipient, RECIPIENT_KEY_LEN)
   const id = fromHex('bundle.keySetId', b.keySetId, 32)
   if (!Array.isArray(b.envelopes) || b.envelopes.length === 0 || b.envelopes.length > MAX_BATCH) throw new BadInputError('bundle.envelopes', `expected 1..${MAX_BATCH} envelopes`)
@@ -73,7 +71,8 @@ export function encodeBundle (b: Bundle): Uint8Array {
 /**
  * Strict decoding: magic, version, counts within caps, every envelope strict, node indices
  * strictly increasing, no trailing bytes. Sealed partials are opened by `openBundle`.
- * Throws BadInputError(`bundle.<field>` or `envelope.<field>`).
+ * Throws BadInputError(`bundle.<field>` or `envelope.<field>`), UnsupportedVersionError
+ * ('bundle.version', 'envelope.version' or 'label.version') for an unknown version byte.
  */
 export function decodeBundle (bytes: Uint8Array): Bundle {
   abytes('bundle', bytes)
@@ -81,7 +80,7 @@ export function decodeBundle (bytes: Uint8Array): Bundle {
   const r = new Reader(bytes, 'bundle')
   if (!equalBytes(r.raw('magic', 4), MAGIC)) throw new BadInputError('bundle.magic', `expected "${BUNDLE_MAGIC}"`)
   const version = r.u8('version')
-  if (version !== BUNDLE_VERSION) throw new BadInputError('bundle.version', `unsupported version ${version} (this build supports ${BUNDLE_VERSION})`)
+  if (version !== BUNDLE_VERSION) throw new UnsupportedVersionError('bundle.version', version, String(BUNDLE_VERSION))
   const recipient = r.raw('recipient', RECIPIENT_KEY_LEN).slice()
   const id = toHex(r.raw('keySetId', 32))
   const count = r.u16('count')

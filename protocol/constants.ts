@@ -57,3 +57,125 @@ export const MAX_BATCH = 1000
 export const ARTIFACT_DEFAULT_CHUNK = 1024 * 1024
 export const ARTIFACT_MIN_CHUNK = 4 * 1024
 export const ARTIFACT_MAX_CHUNK = 16 * 1024 * 1024
+
+// ---------------------------------------------------------------------------------------------
+// Per-format constants: magics, version bytes, exact/maximum lengths and caps of every encoding.
+// The owning module re-exports each (`export { X } from './constants.ts'`), so importers of the
+// module keep working; docs/protocol/*.md give the byte layouts these belong to.
+
+/** Label encoding version byte (label.ts, docs/protocol/03-threshold-encryption.md §3.1). */
+export const LABEL_VERSION = 1
+/** Longest canonical label encoding: 1 + (2+32) + 4 + (2+32) + 3·(2+128). */
+export const MAX_LABEL_LEN = 1 + 2 + 32 + 4 + 2 + 32 + 3 * (2 + MAX_LABEL_FIELD_LEN)
+
+/** Binary magic of an envelope (envelope.ts, §3.2). */
+export const ENVELOPE_MAGIC = 'KMEV'
+/** Current envelope format version. */
+export const ENVELOPE_VERSION = 1
+/** AES-256-GCM output for a 32-byte data key: ciphertext ‖ tag. */
+export const ENVELOPE_CIPHERTEXT_LEN = DATA_KEY_LEN + AEAD_TAG_LEN
+/**
+ * Longest binary envelope (the exact format maximum, 614 bytes). Not the same as protocol/rpc.ts's
+ * own MAX_ENVELOPE_LEN (an RPC field cap), which rpc.ts defines and exports separately.
+ */
+export const MAX_ENVELOPE_LEN = 4 + 1 + 2 + MAX_LABEL_LEN + 3 * 32 + ENVELOPE_CIPHERTEXT_LEN
+/** Envelope armor header line. */
+export const ARMOR_BEGIN = '-----BEGIN KEYMESH ENVELOPE-----'
+/** Envelope armor footer line. */
+export const ARMOR_END = '-----END KEYMESH ENVELOPE-----'
+/** Base64 characters per armor body line. */
+export const ARMOR_LINE_LEN = 64
+
+/** Chaum–Pedersen proof length: LE32(c) ‖ LE32(z) (dleq.ts). */
+export const DLEQ_PROOF_LEN = 2 * SCALAR_LEN
+
+/** HPKE KEM DHKEM(X25519, HKDF-SHA256) (RFC 9180 §7.1). */
+export const HPKE_KEM_X25519_SHA256 = 0x0020
+/** HKDF-SHA256 (RFC 9180 §7.2). */
+export const HPKE_KDF_HKDF_SHA256 = 0x0001
+/** AES-128-GCM (RFC 9180 §7.3): only for the RFC's test vectors. */
+export const HPKE_AEAD_AES_128_GCM = 0x0001
+/** AES-256-GCM (RFC 9180 §7.3): keymesh's AEAD. */
+export const HPKE_AEAD_AES_256_GCM = 0x0002
+/** Length of HPKE `enc` (the ephemeral X25519 public key). */
+export const HPKE_ENC_LEN = 32
+
+/** Plaintext kind byte of a single sealed partial (partial.ts). */
+export const PARTIAL_KIND_SINGLE = 1
+/** Plaintext kind byte of a batch sealed partial. */
+export const PARTIAL_KIND_BATCH = 2
+/** Largest sealed partial: enc ‖ AEAD(kind ‖ index ‖ u16 m ‖ m·D ‖ proof). */
+export const MAX_SEALED_PARTIAL_LEN = HPKE_ENC_LEN + 4 + MAX_BATCH * POINT_LEN + DLEQ_PROOF_LEN + 16
+
+/** Binary magic of a bundle (bundle.ts, §7). */
+export const BUNDLE_MAGIC = 'KMBU'
+/** Current bundle format version. */
+export const BUNDLE_VERSION = 1
+/** Largest bundle accepted by decodeBundle. */
+export const MAX_BUNDLE_LEN = 4 + 1 + 32 + 32 + 2 + MAX_BATCH * (4 + MAX_ENVELOPE_LEN) + 1 + MAX_NODES * (1 + 4 + MAX_SEALED_PARTIAL_LEN)
+
+/** Binary magic of an encoded key set (keyset.ts, docs/protocol/04-keys-and-signatures.md §4.1). */
+export const KEYSET_MAGIC = 'KMKS'
+/** Current key set format version. */
+export const KEYSET_VERSION = 1
+/** Largest possible key set encoding: header + 2 keys × (MAX_NODES + MAX_NODES) points. */
+export const MAX_KEYSET_LEN = 4 + 1 + CLUSTER_ID_LEN + 4 + 1 + 1 + 2 * 2 * MAX_NODES * POINT_LEN
+
+/** DKG package/state format version (dkg.ts, §4.2). */
+export const DKG_VERSION = 1
+/** Magic of a DKG round-1 package. */
+export const DKG_ROUND1_MAGIC = 'KMD1'
+/** Magic of a DKG round-2 package. */
+export const DKG_ROUND2_MAGIC = 'KMD2'
+/** Magic of an encoded (secret) DKG state. */
+export const DKG_STATE_MAGIC = 'KMDS'
+/** DKG proof of knowledge: R ‖ z. */
+export const DKG_POK_LEN = 64
+/** Round-2 package: magic ‖ version ‖ from ‖ to ‖ scalar. */
+export const DKG_ROUND2_LEN = 4 + 1 + 1 + 1 + SCALAR_LEN
+
+/** Encoded FROST SigningCommitment: u8 index ‖ hiding (32) ‖ binding (32) (frost.ts, §4.3). */
+export const SIGNING_COMMITMENT_LEN = 1 + 2 * POINT_LEN
+/** Encoded FROST signature share: a 32-byte little-endian scalar < L (RFC 9591 §4.1). */
+export const SIGNATURE_SHARE_LEN = SCALAR_LEN
+/** Ed25519 signature (RFC 8032 §5.1.6): R ‖ S. */
+export const ED25519_SIG_LEN = 64
+
+/** The release manifest `type` value (manifest.ts, §4.4). */
+export const MANIFEST_TYPE = 'keymesh.release-manifest'
+/** Current manifest version (`v`). */
+export const MANIFEST_VERSION = 1
+/** Largest canonical manifest accepted (bytes). */
+export const MAX_MANIFEST_LEN = 8 * 1024
+/** Longest manifest artifact.name. */
+export const MAX_ARTIFACT_NAME_LEN = 255
+/** Longest manifest repository. */
+export const MAX_REPOSITORY_LEN = 512
+/** Longest manifest builder (libp2p PeerId string). */
+export const MAX_PEER_ID_LEN = 128
+
+/** JWS alg of a manifest signature (jws.ts, §4.5; RFC 8037 §3.1). */
+export const JWS_ALG = 'EdDSA'
+/** JWS typ of a manifest signature. */
+export const JWS_TYP = 'keymesh-manifest+jws'
+/** Largest compact JWS accepted (characters). */
+export const MAX_JWS_LEN = 4 + Math.ceil(MAX_MANIFEST_LEN * 4 / 3) + 512
+/** Largest decoded JWS protected header accepted (bytes). */
+export const MAX_JWS_HEADER_LEN = 256
+/** Largest JWKS accepted: one key per epoch, at most this many. */
+export const MAX_JWKS_KEYS = 1024
+
+/** Magic of an encrypted artifact ("KMAR"; artifact.ts, docs/protocol/07-artifact.md). */
+export const ARTIFACT_MAGIC = 'KMAR'
+/** Current artifact format version. */
+export const ARTIFACT_VERSION = 1
+/** Artifact salt length in the header. */
+export const ARTIFACT_SALT_LEN = 16
+/** Artifact header length: magic 4 + version 1 + chunkSize 4 + salt 16. */
+export const ARTIFACT_HEADER_LEN = 4 + 1 + 4 + ARTIFACT_SALT_LEN
+/**
+ * Largest artifact chunk counter this implementation produces or accepts. The format has 88 bits;
+ * 2^53 − 1 chunks of ≥ 4 KiB is 32 ZiB, far beyond anything real, and keeps the counter a safe
+ * JS integer.
+ */
+export const ARTIFACT_MAX_COUNTER = Number.MAX_SAFE_INTEGER

@@ -30,7 +30,10 @@ import { ed25519_FROST } from '@noble/curves/ed25519.js'
 import { sha256, sha512 } from '@noble/hashes/sha2.js'
 import { BadInputError, UnsupportedVersionError, VerificationError } from './errors.ts'
 import { Reader, Writer, aint, abytes, concat, equalBytes, u32, utf8 } from './bytes.ts'
-import { MAX_NODES, MIN_THRESHOLD, POINT_LEN, SCALAR_LEN, Tag } from './constants.ts'
+import {
+  DKG_POK_LEN, DKG_ROUND1_MAGIC, DKG_ROUND2_LEN, DKG_ROUND2_MAGIC, DKG_STATE_MAGIC, DKG_VERSION, MAX_NODES, MIN_THRESHOLD,
+  POINT_LEN, SCALAR_LEN, Tag
+} from './constants.ts'
 import { BASE, decodePoint, decodeScalar, encodePoint, encodeScalar, group, mod } from './group.ts'
 import type { Point, Scalar } from './group.ts'
 import { evalCommitment } from './keyset.ts'
@@ -60,13 +63,8 @@ export interface DkgState {
   round1: DkgRound1Package
 }
 
-/** Format versions and magics (docs/protocol/04-keys-and-signatures.md §4.2). */
-export const DKG_VERSION = 1
-export const DKG_ROUND1_MAGIC = 'KMD1'
-export const DKG_ROUND2_MAGIC = 'KMD2'
-export const DKG_STATE_MAGIC = 'KMDS'
-export const DKG_POK_LEN = 64
-export const DKG_ROUND2_LEN = 4 + 1 + 1 + 1 + SCALAR_LEN
+/** Format versions, magics and lengths (docs/protocol/04-keys-and-signatures.md §4.2), defined in constants.ts, re-exported here. */
+export { DKG_VERSION, DKG_ROUND1_MAGIC, DKG_ROUND2_MAGIC, DKG_STATE_MAGIC, DKG_POK_LEN, DKG_ROUND2_LEN } from './constants.ts'
 /** noble's DKG proof-of-knowledge challenge prefix (RFC 9591 context string + "dkg"). */
 const HDKG_PREFIX = utf8('FROST-ED25519-SHA512-v1dkg')
 

@@ -22,7 +22,7 @@
 import { sha256 } from '@noble/hashes/sha2.js'
 import { BadInputError } from './errors.ts'
 import { abytes, concat, u32, utf8 } from './bytes.ts'
-import { SCALAR_LEN, Tag } from './constants.ts'
+import { DLEQ_PROOF_LEN, SCALAR_LEN, Tag } from './constants.ts'
 import { BASE, L, PointCons, decodeScalar, encodeScalar, group, hashToScalar, mod } from './group.ts'
 import type { Point, Scalar } from './group.ts'
 
@@ -70,8 +70,8 @@ export function encodePointCached (p: Point): Uint8Array {
 /** A Chaum–Pedersen proof (c, z). */
 export interface DleqProof { c: bigint; z: bigint }
 
-/** Encoded proof length: LE32(c) ‖ LE32(z). */
-export const DLEQ_PROOF_LEN = 2 * SCALAR_LEN
+/** Encoded proof length LE32(c) ‖ LE32(z), defined in constants.ts, re-exported here. */
+export { DLEQ_PROOF_LEN } from './constants.ts'
 
 /** enc(c) ‖ enc(z), 64 bytes. Throws RangeError if a scalar is out of range. */
 export function encodeDleqProof (p: DleqProof): Uint8Array {

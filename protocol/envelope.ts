@@ -15,13 +15,16 @@
  * multiplication per envelope on every node.
  */
 import { sha256 } from '@noble/hashes/sha2.js'
-import { BadInputError } from './errors.ts'
+import { BadInputError, UnsupportedVersionError } from './errors.ts'
 import { Reader, Writer, abytes, concat, equalBytes, u32, utf8 } from './bytes.ts'
-import { AEAD_TAG_LEN, DATA_KEY_LEN, POINT_LEN, SCALAR_LEN, Tag } from './constants.ts'
+import {
+  ARMOR_BEGIN, ARMOR_END, ARMOR_LINE_LEN, ENVELOPE_CIPHERTEXT_LEN, ENVELOPE_MAGIC, ENVELOPE_VERSION, MAX_ENVELOPE_LEN,
+  MAX_LABEL_LEN, POINT_LEN, SCALAR_LEN, Tag
+} from './constants.ts'
 import { L, decodePointUnchecked, decodeScalar, encodeScalar } from './group.ts'
 import { encodePointCached, rememberEncoding } from './dleq.ts'
 import type { Point } from './group.ts'
-import { MAX_LABEL_LEN, decodeLabel, encodeLabel } from './label.ts'
+import { decodeLabel, encodeLabel } from './label.ts'
 import type { Label } from './label.ts'
 
 /** A wrapped data key. */
@@ -38,20 +41,12 @@ export interface Envelope {
   ciphertext: Uint8Array
 }
 
-/** Binary magic of an envelope. */
-export const ENVELOPE_MAGIC = 'KMEV'
-/** Current envelope format version. */
-export const ENVELOPE_VERSION = 1
-/** AES-256-GCM output for a 32-byte data key: ciphertext ‖ tag. */
-export const ENVELOPE_CIPHERTEXT_LEN = DATA_KEY_LEN + AEAD_TAG_LEN
-/** Longest binary envelope. */
-export const MAX_ENVELOPE_LEN = 4 + 1 + 2 + MAX_LABEL_LEN + 3 * 32 + ENVELOPE_CIPHERTEXT_LEN
-/** Armor header line. */
-export const ARMOR_BEGIN = '-----BEGIN KEYMESH ENVELOPE-----'
-/** Armor footer line. */
-export const ARMOR_END = '-----END KEYMESH ENVELOPE-----'
+/**
+ * Format constants, defined in constants.ts, re-exported here. MAX_ENVELOPE_LEN is the exact
+ * format maximum (614 bytes), not protocol/rpc.ts's RPC field cap of the same name.
+ */
+export { ENVELOPE_MAGIC, ENVELOPE_VERSION, ENVELOPE_CIPHERTEXT_LEN, MAX_ENVELOPE_LEN, ARMOR_BEGIN, ARMOR_END } from './constants.ts'
 const MAGIC = utf8(ENVELOPE_MAGIC)
-const ARMOR_LINE = 64
 
 /**
  * header = "KMEV" ‖ u8 version ‖ var16(labelBytes) ‖ enc(R). Throws BadInputError if the label
@@ -64,12 +59,15 @@ export function envelopeHeader (labelBytes: Uint8Array, R: Point): Uint8Array {
 
 function assertEnvelope (e: Envelope): void {
   if (typeof e !== 'object' || e === null) throw new BadInputError('envelope', 'expected an object')
-  if (e.version !== ENVELOPE_VERSION) throw new BadInputError('envelope.version', `unsupported version ${String(e.version)} (this build supports ${ENVELOPE_VERSION})`)
+  if (e.version !== ENVELOPE_VERSION) throw new UnsupportedVersionError('envelope.version', typeof e.version === 'number' ? e.version : String(e.version), String(ENVELOPE_VERSION))
   abytes('envelope.ciphertext', e.ciphertext, ENVELOPE_CIPHERTEXT_LEN)
   if (typeof e.s !== 'bigint' || e.s < 0n || e.s >= L) throw new BadInputError('envelope.s', 'scalar out of range')
 }
 
-/** Binary encoding (module doc). Throws BadInputError when a field is invalid. */
+/**
+ * Binary encoding (module doc). Throws BadInputError when a field is invalid,
+ * UnsupportedVersionError('envelope.version') when `e.version` is not 1.
+ */
 export function encodeEnvelope (e: Envelope): Uint8Array {
   assertEnvelope(e)
   const header = envelopeHeader(encodeLabel(e.label), e.R)
@@ -79,7 +77,8 @@ export function encodeEnvelope (e: Envelope): Uint8Array {
 /**
  * Strict decoding: magic, version, label (strict), R and W (canonical, not identity, not small
  * order; see module doc for the torsion argument), s canonical (< L, non-zero), ciphertext exactly
- * 48 bytes, no trailing bytes. Throws BadInputError(`envelope.<field>`).
+ * 48 bytes, no trailing bytes. Throws BadInputError(`envelope.<field>`), UnsupportedVersionError
+ * ('envelope.version' or 'label.version') for an unknown version byte.
  */
 export function decodeEnvelope (b: Uint8Array): Envelope {
   if (!(b instanceof Uint8Array)) throw new BadInputError('envelope', 'expected bytes')
@@ -87,7 +86,7 @@ export function decodeEnvelope (b: Uint8Array): Envelope {
   const r = new Reader(b, 'envelope')
   if (!equalBytes(r.raw('magic', 4), MAGIC)) throw new BadInputError('envelope.magic', `expected "${ENVELOPE_MAGIC}"`)
   const version = r.u8('version')
-  if (version !== ENVELOPE_VERSION) throw new BadInputError('envelope.version', `unsupported version ${version} (this build supports ${ENVELOPE_VERSION})`)
+  if (version !== ENVELOPE_VERSION) throw new UnsupportedVersionError('envelope.version', version, String(ENVELOPE_VERSION))
   const label = decodeLabel(r.var16('label', MAX_LABEL_LEN))
   const Rb = r.raw('R', POINT_LEN)
   const R = decodePointUnchecked('envelope.R', Rb)
@@ -108,7 +107,7 @@ export function decodeEnvelope (b: Uint8Array): Envelope {
 export function armorEnvelope (e: Envelope): string {
   const b64 = Buffer.from(encodeEnvelope(e)).toString('base64')
   const lines: string[] = []
-  for (let i = 0; i < b64.length; i += ARMOR_LINE) lines.push(b64.slice(i, i + ARMOR_LINE))
+  for (let i = 0; i < b64.length; i += ARMOR_LINE_LEN) lines.push(b64.slice(i, i + ARMOR_LINE_LEN))
   return `${ARMOR_BEGIN}\n${lines.join('\n')}\n${ARMOR_END}\n`
 }
 
@@ -128,7 +127,7 @@ export function dearmorEnvelope (s: string): Envelope {
   for (let i = 0; i < body.length; i++) {
     const line = body[i] as string
     const last = i === body.length - 1
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(line) || line.length === 0 || line.length > ARMOR_LINE || (!last && line.length !== ARMOR_LINE)) {
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(line) || line.length === 0 || line.length > ARMOR_LINE_LEN || (!last && line.length !== ARMOR_LINE_LEN)) {
       throw new BadInputError('envelope.armor', `malformed base64 line ${i + 1}`)
     }
   }

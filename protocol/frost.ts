@@ -18,7 +18,7 @@ import { createPublicKey, verify as nodeVerify } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { BadInputError, VerificationError } from './errors.ts'
 import { Reader, Writer, aint, abytes, concat, fromHex } from './bytes.ts'
-import { MAX_NODES, POINT_LEN, SCALAR_LEN } from './constants.ts'
+import { ED25519_SIG_LEN, MAX_NODES, POINT_LEN, SCALAR_LEN, SIGNING_COMMITMENT_LEN } from './constants.ts'
 import { L, decodePoint, decodePointUnchecked, decodeScalar, encodePoint, encodeScalar } from './group.ts'
 import type { KeySet, KeyShare } from './keyset.ts'
 import { signKey } from './keyset.ts'
@@ -33,12 +33,8 @@ export interface SigningCommitment { index: number; hiding: Uint8Array; binding:
  */
 export interface SigningNonces { readonly index: number; readonly hiding: Uint8Array; readonly binding: Uint8Array }
 
-/** Encoded SigningCommitment: u8 index ‖ hiding (32) ‖ binding (32). */
-export const SIGNING_COMMITMENT_LEN = 1 + 2 * POINT_LEN
-/** Encoded signature share: a 32-byte little-endian scalar < L (RFC 9591 §4.1 SerializeScalar). */
-export const SIGNATURE_SHARE_LEN = SCALAR_LEN
-/** Ed25519 signature (RFC 8032 §5.1.6): R ‖ S. */
-export const ED25519_SIG_LEN = 64
+/** Encoding lengths (commitment, signature share, Ed25519 signature), defined in constants.ts, re-exported here. */
+export { SIGNING_COMMITMENT_LEN, SIGNATURE_SHARE_LEN, ED25519_SIG_LEN } from './constants.ts'
 
 const Id = ed25519_FROST.Identifier
 

@@ -15,23 +15,17 @@ import { extract, expand } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { BadInputError, VerificationError } from './errors.ts'
 import { abytes, concat, u16, utf8 } from './bytes.ts'
-import { AEAD_TAG_LEN, RECIPIENT_KEY_LEN } from './constants.ts'
+import {
+  AEAD_TAG_LEN, HPKE_AEAD_AES_128_GCM, HPKE_AEAD_AES_256_GCM, HPKE_KDF_HKDF_SHA256, HPKE_KEM_X25519_SHA256, RECIPIENT_KEY_LEN
+} from './constants.ts'
 
 /** An X25519 key pair of a recipient (deploy target). The secret key is owned by the target. */
 export interface RecipientKeyPair { publicKey: Uint8Array; secretKey: Uint8Array }
 
-/** RFC 9180 §7.1–7.3 identifiers. */
-export const HPKE_KEM_X25519_SHA256 = 0x0020
-/** HKDF-SHA256 (RFC 9180 §7.2). */
-export const HPKE_KDF_HKDF_SHA256 = 0x0001
-/** AES-128-GCM (RFC 9180 §7.3): only for the RFC's test vectors. */
-export const HPKE_AEAD_AES_128_GCM = 0x0001
-/** AES-256-GCM (RFC 9180 §7.3): keymesh's AEAD. */
-export const HPKE_AEAD_AES_256_GCM = 0x0002
+/** RFC 9180 §7.1–7.3 identifiers and the `enc` length, defined in constants.ts, re-exported here. */
+export { HPKE_KEM_X25519_SHA256, HPKE_KDF_HKDF_SHA256, HPKE_AEAD_AES_128_GCM, HPKE_AEAD_AES_256_GCM, HPKE_ENC_LEN } from './constants.ts'
 /** Supported AEAD ids. */
 export type HpkeAeadId = typeof HPKE_AEAD_AES_128_GCM | typeof HPKE_AEAD_AES_256_GCM
-/** Length of `enc` (the ephemeral X25519 public key). */
-export const HPKE_ENC_LEN = 32
 
 const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex')
 const HPKE_V1 = utf8('HPKE-v1')

@@ -9,20 +9,16 @@
  */
 import { BadInputError, VerificationError } from './errors.ts'
 import { abytes, equalBytes, fromB64u, fromUtf8, toB64u, utf8 } from './bytes.ts'
-import { canonicalJson, canonicalManifest, parseManifest, MAX_MANIFEST_LEN } from './manifest.ts'
+import { canonicalJson, canonicalManifest, parseManifest } from './manifest.ts'
+import { ED25519_SIG_LEN, JWS_ALG, JWS_TYP, MAX_JWKS_KEYS, MAX_JWS_HEADER_LEN, MAX_JWS_LEN, MAX_MANIFEST_LEN } from './constants.ts'
 import type { Manifest } from './manifest.ts'
 import { keySetId, signKey, validateClusterId } from './keyset.ts'
 import type { KeySet } from './keyset.ts'
-import { ed25519Verify, ED25519_SIG_LEN } from './frost.ts'
+import { ed25519Verify } from './frost.ts'
 import { decodePoint } from './group.ts'
 
-export const JWS_ALG = 'EdDSA'
-export const JWS_TYP = 'keymesh-manifest+jws'
-/** Largest compact JWS accepted (characters). */
-export const MAX_JWS_LEN = 4 + Math.ceil(MAX_MANIFEST_LEN * 4 / 3) + 512
-const MAX_HEADER_LEN = 256
-/** Largest JWKS accepted: one key per epoch, at most this many. */
-export const MAX_JWKS_KEYS = 1024
+/** Format constants (alg, typ, length caps), defined in constants.ts, re-exported here. */
+export { JWS_ALG, JWS_TYP, MAX_JWS_LEN, MAX_JWKS_KEYS } from './constants.ts'
 const KID_RE = /^keymesh:([0-9a-f]{32}):([1-9][0-9]{0,9})$/
 
 /** The protected header of a keymesh manifest JWS. */
@@ -93,7 +89,7 @@ export function parseJws (compact: unknown): ParsedJws {
   const parts = compact.split('.')
   if (parts.length !== 3) throw new BadInputError('jws', 'expected three dot-separated parts (compact serialisation)')
   const [h, p, s] = parts as [string, string, string]
-  const hb = fromB64u('jws.header', h, MAX_HEADER_LEN)
+  const hb = fromB64u('jws.header', h, MAX_JWS_HEADER_LEN)
   let hj: unknown
   try { hj = JSON.parse(fromUtf8('jws.header', hb)) } catch { throw new BadInputError('jws.header', 'not valid JSON') }
   if (typeof hj !== 'object' || hj === null || Array.isArray(hj)) throw new BadInputError('jws.header', 'expected an object')

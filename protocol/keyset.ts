@@ -12,7 +12,7 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { randomBytes } from 'node:crypto'
 import { BadInputError, UnsupportedVersionError } from './errors.ts'
 import { Reader, Writer, aint, concat, fromHex, toHex, u32, utf8 } from './bytes.ts'
-import { CLUSTER_ID_LEN, MAX_NODES, MIN_THRESHOLD, POINT_LEN, Tag } from './constants.ts'
+import { CLUSTER_ID_LEN, KEYSET_MAGIC, KEYSET_VERSION, MAX_KEYSET_LEN, MAX_NODES, MIN_THRESHOLD, POINT_LEN, Tag } from './constants.ts'
 import { decodePoint, encodePoint, group, mod } from './group.ts'
 import type { Point, Scalar } from './group.ts'
 
@@ -47,12 +47,8 @@ export interface KeySet {
  */
 export interface KeyShare { index: number; scalar: bigint }
 
-/** Binary magic of an encoded key set. */
-export const KEYSET_MAGIC = 'KMKS'
-/** Current key set format version. */
-export const KEYSET_VERSION = 1
-/** Largest possible encoding: header + 2 keys × (MAX_NODES + MAX_NODES) points. */
-export const MAX_KEYSET_LEN = 4 + 1 + CLUSTER_ID_LEN + 4 + 1 + 1 + 2 * 2 * MAX_NODES * POINT_LEN
+/** Format constants (magic, version, MAX_KEYSET_LEN), defined in constants.ts, re-exported here. */
+export { KEYSET_MAGIC, KEYSET_VERSION, MAX_KEYSET_LEN } from './constants.ts'
 
 const CLUSTER_ID_RE = /^[0-9a-f]{32}$/
 const MAGIC_BYTES = utf8(KEYSET_MAGIC)

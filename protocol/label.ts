@@ -8,9 +8,12 @@
  *   u8 version=1 ‖ var16(clusterId) ‖ u32 epoch ‖ var16(purpose) ‖ var16(app) ‖ var16(env) ‖ var16(release)
  * where var16(s) = u16 big-endian byte length ‖ UTF-8 bytes. Anything else is rejected.
  */
-import { BadInputError } from './errors.ts'
+import { BadInputError, UnsupportedVersionError } from './errors.ts'
 import { Reader, Writer, aint, fromUtf8, utf8 } from './bytes.ts'
-import { LABEL_FIELD_PATTERN, MAX_LABEL_FIELD_LEN } from './constants.ts'
+import { LABEL_FIELD_PATTERN, LABEL_VERSION, MAX_LABEL_FIELD_LEN, MAX_LABEL_LEN } from './constants.ts'
+
+/** Format constants, defined in constants.ts (LABEL_VERSION, MAX_LABEL_LEN), re-exported here. */
+export { LABEL_VERSION, MAX_LABEL_LEN } from './constants.ts'
 
 /** The context of a wrapped key. */
 export interface Label {
@@ -27,11 +30,6 @@ export interface Label {
   /** LABEL_FIELD_PATTERN, 1..128. */
   release: string
 }
-
-/** Label encoding version byte. */
-export const LABEL_VERSION = 1
-/** Longest canonical label encoding: 1 + (2+32) + 4 + (2+32) + 3·(2+128). */
-export const MAX_LABEL_LEN = 1 + 2 + 32 + 4 + 2 + 32 + 3 * (2 + MAX_LABEL_FIELD_LEN)
 
 const CLUSTER_ID_RE = /^[0-9a-f]{32}$/
 const PURPOSE_RE = /^[a-z0-9-]{1,32}$/
@@ -78,14 +76,15 @@ export function encodeLabel (l: Label): Uint8Array {
 
 /**
  * Strict decoding of the canonical encoding: known version, every length within its bound, valid
- * UTF-8, every field valid, no trailing bytes. Throws BadInputError(`label.<field>`).
+ * UTF-8, every field valid, no trailing bytes. Throws BadInputError(`label.<field>`),
+ * UnsupportedVersionError('label.version') for an unknown version byte.
  */
 export function decodeLabel (b: Uint8Array): Label {
   if (!(b instanceof Uint8Array)) throw new BadInputError('label', 'expected bytes')
   if (b.length > MAX_LABEL_LEN) throw new BadInputError('label', `longer than ${MAX_LABEL_LEN} bytes`)
   const r = new Reader(b, 'label')
   const version = r.u8('version')
-  if (version !== LABEL_VERSION) throw new BadInputError('label.version', `unsupported version ${version} (this build supports ${LABEL_VERSION})`)
+  if (version !== LABEL_VERSION) throw new UnsupportedVersionError('label.version', version, String(LABEL_VERSION))
   const str = (name: string, max: number): string => fromUtf8(`label.${name}`, r.var16(name, max))
   const clusterId = str('clusterId', 32)
   const epoch = r.u32('epoch')

@@ -10,16 +10,13 @@
 import canonicalizeModule from 'canonicalize'
 import { BadInputError, UnsupportedVersionError } from './errors.ts'
 import { abytes, aint, equalBytes, fromUtf8, utf8 } from './bytes.ts'
-import { LABEL_FIELD_PATTERN, MAX_LABEL_FIELD_LEN } from './constants.ts'
+import {
+  LABEL_FIELD_PATTERN, MANIFEST_TYPE, MANIFEST_VERSION, MAX_ARTIFACT_NAME_LEN, MAX_LABEL_FIELD_LEN, MAX_MANIFEST_LEN,
+  MAX_PEER_ID_LEN, MAX_REPOSITORY_LEN
+} from './constants.ts'
 
-/** The manifest `type` value. */
-export const MANIFEST_TYPE = 'keymesh.release-manifest'
-export const MANIFEST_VERSION = 1
-/** Largest canonical manifest accepted (bytes). */
-export const MAX_MANIFEST_LEN = 8 * 1024
-export const MAX_ARTIFACT_NAME_LEN = 255
-export const MAX_REPOSITORY_LEN = 512
-export const MAX_PEER_ID_LEN = 128
+/** Format constants (type, version, length caps), defined in constants.ts, re-exported here. */
+export { MANIFEST_TYPE, MANIFEST_VERSION, MAX_MANIFEST_LEN, MAX_ARTIFACT_NAME_LEN, MAX_REPOSITORY_LEN, MAX_PEER_ID_LEN } from './constants.ts'
 
 /** A release manifest (version 1). Optional fields are absent, never null or ''. */
 export interface Manifest {

@@ -14,12 +14,14 @@ import { randomBytes } from 'node:crypto'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { BadInputError, VerificationError } from './errors.ts'
 import { Reader, Writer, abytes, aint, concat, fromHex, utf8 } from './bytes.ts'
-import { MAX_BATCH, MAX_NODES, POINT_LEN, Tag } from './constants.ts'
+import {
+  DLEQ_PROOF_LEN, HPKE_ENC_LEN, MAX_BATCH, MAX_NODES, MAX_SEALED_PARTIAL_LEN, PARTIAL_KIND_BATCH, PARTIAL_KIND_SINGLE, POINT_LEN, Tag
+} from './constants.ts'
 import { decodePointUnchecked, group } from './group.ts'
 import type { Point } from './group.ts'
-import { DLEQ_PROOF_LEN, decodeDleqProof, dleqBatchProve, dleqProve, encodeDleqProof, encodePoints, rememberEncoding } from './dleq.ts'
+import { decodeDleqProof, dleqBatchProve, dleqProve, encodeDleqProof, encodePoints, rememberEncoding } from './dleq.ts'
 import type { DleqProof } from './dleq.ts'
-import { HPKE_ENC_LEN, hpkeOpen, hpkeSeal, hpkeSealWithEphemeral } from './hpke.ts'
+import { hpkeOpen, hpkeSeal, hpkeSealWithEphemeral } from './hpke.ts'
 import { keySetId } from './keyset.ts'
 import type { KeySet, KeyShare } from './keyset.ts'
 import { verifyEnvelope, verifyEnvelopes } from './wrap.ts'
@@ -31,12 +33,8 @@ export interface Partial { index: number; D: Point; proof: DleqProof }
 /** A node's partial decryptions of m envelopes with one batched proof. */
 export interface BatchPartial { index: number; D: Point[]; proof: DleqProof }
 
-/** Plaintext kind byte of a single partial. */
-export const PARTIAL_KIND_SINGLE = 1
-/** Plaintext kind byte of a batch partial. */
-export const PARTIAL_KIND_BATCH = 2
-/** Largest sealed partial: enc ‖ AEAD(kind ‖ index ‖ u16 m ‖ m·D ‖ proof). */
-export const MAX_SEALED_PARTIAL_LEN = HPKE_ENC_LEN + 4 + MAX_BATCH * POINT_LEN + DLEQ_PROOF_LEN + 16
+/** Format constants (kind bytes, MAX_SEALED_PARTIAL_LEN), defined in constants.ts, re-exported here. */
+export { PARTIAL_KIND_SINGLE, PARTIAL_KIND_BATCH, MAX_SEALED_PARTIAL_LEN } from './constants.ts'
 
 /** R̂ = 8·R: the cofactor-cleared ephemeral key every partial is computed on. Throws nothing. */
 export function clearedR (e: Envelope): Point {

@@ -1,5 +1,5 @@
 /** Shared helpers of the threshold-encryption vector generators and checkers. */
-import { BadInputError, errorCode } from '../../protocol/errors.ts'
+import { BadInputError, UnsupportedVersionError, errorCode } from '../../protocol/errors.ts'
 import { fromHex } from '../../protocol/bytes.ts'
 
 /** An rng that replays the given hex chunks in order (throws if asked for a different length). */
@@ -18,8 +18,10 @@ export function expectFailure (name: string, f: () => unknown, code: string, fie
   try { f() } catch (e) { got = e }
   if (got === undefined) throw new Error(`${name}: invalid input was accepted`)
   if (errorCode(got) !== code) throw new Error(`${name}: expected ${code}, got ${errorCode(got)} (${String(got)})`)
-  if (field !== undefined && (!(got instanceof BadInputError) || got.field !== field)) {
-    throw new Error(`${name}: expected field ${field}, got ${got instanceof BadInputError ? got.field : 'none'}`)
+  // Both BadInputError and UnsupportedVersionError name the offending field.
+  const gotField = got instanceof BadInputError || got instanceof UnsupportedVersionError ? got.field : undefined
+  if (field !== undefined && gotField !== field) {
+    throw new Error(`${name}: expected field ${field}, got ${gotField ?? 'none'}`)
   }
 }
 

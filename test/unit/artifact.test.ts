@@ -53,6 +53,40 @@ describe('artifact round trips', () => {
     expect(await collect(decryptArtifact(key, pieces(a, [7, 4112, 1, 0, 100000, 13])))).toEqual(pt)
   })
 
+  it('push-style decryptor with odd slicing: in-place and staged pieces, one output per piece part', () => {
+    // 64 KiB chunks; slices mix tiny pieces (< 16 KiB: staged), medium ones (decrypted in place from
+    // the caller's buffer), exactly one ciphertext chunk, and pieces spanning several chunks.
+    const cs = 64 * 1024
+    const pt = bytes(7 * cs + 1234, 5)
+    const a = encryptArtifactBytes(key, pt, { chunkSize: cs })
+    const copy = a.slice()
+    for (const sizes of [[1, 24, cs + 16], [3, 17000, 5, 9999, 40000, 2], [cs + 17, 3 * (cs + 16) + 1, 16384, 1], [a.length]]) {
+      const d = new ArtifactDecryptor(key)
+      const out: Uint8Array[] = []
+      let o = 0; let i = 0
+      while (o < a.length) { const n = sizes[i++ % sizes.length] as number; out.push(...d.push(a.subarray(o, o + n))); o += n }
+      out.push(...d.finish())
+      expect(Buffer.compare(concat(...out), pt)).toBe(0)
+    }
+    expect(Buffer.compare(a, copy)).toBe(0) // input never modified (in-place decryption only reads it)
+    // Pieces aligned to ciphertext chunks: each chunk is one GCM update straight from the piece, so
+    // exactly one plaintext buffer per chunk.
+    const d = new ArtifactDecryptor(key)
+    const { header, chunks } = split(a, cs)
+    const out = [...d.push(header), ...chunks.flatMap(c => d.push(c)), ...d.finish()]
+    expect(out.map(x => x.length)).toEqual([...Array(7).fill(cs), 1234])
+    // Corrupt chunk 3 in a mixed-slicing stream: chunks 0..2 come out verified, nothing of chunk 3.
+    const bad = new Uint8Array(a); bad[ARTIFACT_HEADER_LEN + 3 * (cs + 16) + 20000]! ^= 1
+    const d2 = new ArtifactDecryptor(key)
+    const got: Uint8Array[] = []
+    let err: unknown
+    try {
+      for (let o = 0, i = 0; o < bad.length; o += [5, 17000, 9999][i++ % 3] as number) got.push(...d2.push(bad.subarray(o, o + ([5, 17000, 9999][i % 3] as number))))
+    } catch (e) { err = e }
+    expect(err).toBeInstanceOf(VerificationError)
+    expect(Buffer.compare(concat(...got), pt.subarray(0, 3 * cs))).toBe(0)
+  })
+
   it('accepts sync iterables and uses the default chunk size', async () => {
     const pt = bytes(ARTIFACT_DEFAULT_CHUNK + 5)
     const a = await collect(encryptArtifact(key, [pt]))

@@ -6,7 +6,7 @@ import { decodeBundle, encodeBundle, openBundle } from '../../protocol/bundle.ts
 import { generateRecipientKeyPair } from '../../protocol/hpke.ts'
 import { computeBatchPartial, sealPartial } from '../../protocol/partial.ts'
 import { mod } from '../../protocol/group.ts'
-import { BadInputError, VerificationError } from '../../protocol/errors.ts'
+import { BadInputError, UnsupportedVersionError, VerificationError } from '../../protocol/errors.ts'
 import { dealKeySet, labelFor } from '../helpers/dealer.ts'
 import { makeBundle } from '../helpers/bundle-fixture.ts'
 
@@ -14,6 +14,16 @@ const { ks, shares } = dealKeySet(2, 4, 'bundle-test')
 const keys = [0, 1, 2].map(() => new Uint8Array(randomBytes(32)))
 const envs = keys.map((k, j) => wrap(ks, labelFor(ks, { release: `r${j}` }), k))
 const rk = generateRecipientKeyPair()
+
+/** The field named by an UnsupportedVersionError (fails the test for any other outcome). */
+function versionFieldOf (f: () => unknown): string {
+  try { f() } catch (err) {
+    expect(err).toBeInstanceOf(UnsupportedVersionError)
+    expect((err as UnsupportedVersionError).code).toBe('UNSUPPORTED_VERSION')
+    return (err as UnsupportedVersionError).field
+  }
+  throw new Error('expected an UnsupportedVersionError')
+}
 
 function fieldOf (f: () => unknown): string {
   try { f() } catch (err) {
@@ -62,7 +72,7 @@ describe('bundle', () => {
 
   it('rejects malformed encodings with a named field', () => {
     const v = bytes.slice(); v[4] = 9
-    expect(fieldOf(() => decodeBundle(v))).toBe('bundle.version')
+    expect(versionFieldOf(() => decodeBundle(v))).toBe('bundle.version')
     expect(fieldOf(() => decodeBundle(bytes.subarray(0, bytes.length - 1)))).toMatch(/^bundle\./)
     expect(fieldOf(() => decodeBundle(new Uint8Array([...bytes, 0])))).toBe('bundle')
     const zero = bytes.slice(); zero[69] = 0; zero[70] = 0

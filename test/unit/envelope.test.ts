@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { ARMOR_END, armorEnvelope, dearmorEnvelope, decodeEnvelope, encodeEnvelope, envelopeId } from '../../protocol/envelope.ts'
 import { wrap } from '../../protocol/wrap.ts'
 import { L, encodeScalar } from '../../protocol/group.ts'
-import { BadInputError } from '../../protocol/errors.ts'
+import { BadInputError, UnsupportedVersionError } from '../../protocol/errors.ts'
 import { encodeLabel } from '../../protocol/label.ts'
 import { dealKeySet, labelFor } from '../helpers/dealer.ts'
 
@@ -14,6 +14,16 @@ const labelLen = encodeLabel(env.label).length
 const rOff = 4 + 1 + 2 + labelLen
 const wOff = rOff + 32
 const sOff = wOff + 32
+
+/** The field named by an UnsupportedVersionError (fails the test for any other outcome). */
+function versionFieldOf (f: () => unknown): string {
+  try { f() } catch (err) {
+    expect(err).toBeInstanceOf(UnsupportedVersionError)
+    expect((err as UnsupportedVersionError).code).toBe('UNSUPPORTED_VERSION')
+    return (err as UnsupportedVersionError).field
+  }
+  throw new Error('expected an UnsupportedVersionError')
+}
 
 function fieldOf (f: () => unknown): string {
   try { f() } catch (err) {
@@ -59,7 +69,8 @@ describe('envelope', () => {
     expect(fieldOf(() => decodeEnvelope(withAt(sOff, new Uint8Array(32))))).toBe('envelope.s')
     expect(fieldOf(() => decodeEnvelope(bytes.subarray(0, bytes.length - 1)))).toBe('envelope.ciphertext')
     expect(fieldOf(() => decodeEnvelope(new Uint8Array([...bytes, 0])))).toBe('envelope')
-    expect(fieldOf(() => decodeEnvelope(withAt(4, new Uint8Array([2]))))).toBe('envelope.version')
+    expect(versionFieldOf(() => decodeEnvelope(withAt(4, new Uint8Array([2]))))).toBe('envelope.version')
+    expect(versionFieldOf(() => encodeEnvelope({ ...env, version: 2 as 1 }))).toBe('envelope.version')
     expect(fieldOf(() => decodeEnvelope(withAt(0, new Uint8Array([0x4a]))))).toBe('envelope.magic')
     expect(fieldOf(() => encodeEnvelope({ ...env, ciphertext: new Uint8Array(47) }))).toBe('envelope.ciphertext')
     expect(fieldOf(() => encodeEnvelope({ ...env, s: L }))).toBe('envelope.s')

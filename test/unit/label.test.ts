@@ -1,9 +1,19 @@
 import { describe, expect, it } from 'vitest'
 import { decodeLabel, encodeLabel, validateLabel } from '../../protocol/label.ts'
 import type { Label } from '../../protocol/label.ts'
-import { BadInputError } from '../../protocol/errors.ts'
+import { BadInputError, UnsupportedVersionError } from '../../protocol/errors.ts'
 
 const good: Label = { clusterId: '0123456789abcdef0123456789abcdef', epoch: 7, purpose: 'release-key', app: 'billing-api', env: 'prod', release: 'v1.2.3+build.7' }
+
+/** The field named by an UnsupportedVersionError (fails the test for any other outcome). */
+function versionFieldOf (f: () => unknown): string {
+  try { f() } catch (err) {
+    expect(err).toBeInstanceOf(UnsupportedVersionError)
+    expect((err as UnsupportedVersionError).code).toBe('UNSUPPORTED_VERSION')
+    return (err as UnsupportedVersionError).field
+  }
+  throw new Error('expected an UnsupportedVersionError')
+}
 
 function fieldOf (f: () => unknown): string {
   try { f() } catch (err) {
@@ -41,7 +51,8 @@ describe('label', () => {
   it('rejects malformed encodings with a named field', () => {
     const b = encodeLabel(good)
     const v2 = b.slice(); v2[0] = 2
-    expect(fieldOf(() => decodeLabel(v2))).toBe('label.version')
+    expect(() => decodeLabel(v2)).toThrow(UnsupportedVersionError)
+    expect(versionFieldOf(() => decodeLabel(v2))).toBe('label.version')
     expect(fieldOf(() => decodeLabel(b.subarray(0, b.length - 1)))).toMatch(/^label\./)
     expect(fieldOf(() => decodeLabel(new Uint8Array([...b, 0])))).toBe('label')
     const badUtf8 = b.slice(); badUtf8[b.length - 1] = 0xff

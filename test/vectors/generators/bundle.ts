@@ -40,7 +40,7 @@ export function generate (): unknown {
     cases: [
       { name: 'three envelopes, nodes 1 and 3', valid: true, ...common, bundle: toHex(good), dataKeys: keys.map(toHex), blame: [] },
       { name: 'node 2 sent a wrong partial: routed around', valid: true, ...common, bundle: toHex(withBad), dataKeys: keys.map(toHex), blame: [2] },
-      { name: 'unknown version', valid: false, ...common, bundle: toHex(v), error: 'BAD_INPUT', field: 'bundle.version' },
+      { name: 'unknown version', valid: false, ...common, bundle: toHex(v), error: 'UNSUPPORTED_VERSION', field: 'bundle.version' },
       { name: 'truncated', valid: false, ...common, bundle: toHex(good.subarray(0, good.length - 3)), error: 'BAD_INPUT' },
       { name: 'flipped recipient byte', valid: false, ...common, bundle: flip(6), error: 'BAD_INPUT', field: 'recipientSecret' },
       { name: 'flipped last byte (node 3 sealed partial)', valid: false, ...common, bundle: flip(good.length - 1), error: 'VERIFICATION_FAILED', blame: [3] },

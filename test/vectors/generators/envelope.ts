@@ -60,7 +60,7 @@ export function generate (): unknown {
   const other = labelFor(ks, { app: 'other-app' })
   const moved = encodeEnvelope({ ...(wrapWithRandomness(ks, labels[0]!, rng(32), seededRng('moved'))), label: other })
   cases.push(
-    bad('unknown version', at(4, '02'), 'BAD_INPUT', 'envelope.version'),
+    bad('unknown version', at(4, '02'), 'UNSUPPORTED_VERSION', 'envelope.version'),
     bad('bad magic', at(0, '4b4d4556').replace(/^4b4d4556/, '4b4d4557'), 'BAD_INPUT', 'envelope.magic'),
     bad('R is the identity', at(rOff, '01' + '00'.repeat(31)), 'BAD_INPUT', 'envelope.R'),
     bad('R has order 8', at(rOff, 'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a'), 'BAD_INPUT', 'envelope.R'),

@@ -12,12 +12,12 @@ export function generate (): unknown {
   return {
     format: 'label',
     version: 1,
-    description: 'Label canonical encoding: u8 version=1 ‖ var16(clusterId) ‖ u32 epoch ‖ var16(purpose) ‖ var16(app) ‖ var16(env) ‖ var16(release); var16 = u16 BE length ‖ UTF-8. Invalid cases must be rejected with BadInputError naming `field`.',
+    description: 'Label canonical encoding: u8 version=1 ‖ var16(clusterId) ‖ u32 epoch ‖ var16(purpose) ‖ var16(app) ‖ var16(env) ‖ var16(release); var16 = u16 BE length ‖ UTF-8. Invalid cases must be rejected with the error code `error` (BAD_INPUT, or UNSUPPORTED_VERSION for an unknown version byte) naming `field`.',
     cases: [
       ok('release key, prod', base),
       ok('deployment key, no environment', { ...base, purpose: 'deployment-key', env: '', epoch: 4294967295 }),
       ok('maximal field lengths', { ...base, purpose: 'p'.repeat(32), app: 'a'.repeat(128), env: 'e'.repeat(128), release: 'r'.repeat(128) }),
-      { name: 'unknown version', valid: false, encoded: mut(b => { b[0] = 2; return b }), error: 'BAD_INPUT', field: 'label.version' },
+      { name: 'unknown version', valid: false, encoded: mut(b => { b[0] = 2; return b }), error: 'UNSUPPORTED_VERSION', field: 'label.version' },
       { name: 'epoch zero', valid: false, encoded: mut(b => { b.set([0, 0, 0, 0], 35); return b }), error: 'BAD_INPUT', field: 'label.epoch' },
       { name: 'uppercase cluster id', valid: false, encoded: toHex(encodeLabelLoose({ ...base, clusterId: '00112233445566778899AABBCCDDEEFF' })), error: 'BAD_INPUT', field: 'label.clusterId' },
       { name: 'space in app', valid: false, encoded: toHex(encodeLabelLoose({ ...base, app: 'billing api' })), error: 'BAD_INPUT', field: 'label.app' },
