@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander'
 import { ExitCode, KeymeshError } from '../protocol/errors.ts'
 import { registerNodeCommands } from '../node/cli.ts'
 import { registerClientCommands } from '../client/cli.ts'
+import { registerSimulateCommand } from '../simulation/cli.ts'
 
 const debug = process.env.KEYMESH_DEBUG === '1'
 
@@ -39,6 +40,7 @@ program
 
 registerNodeCommands(program)
 registerClientCommands(program)
+registerSimulateCommand(program)
 
 try {
   await program.parseAsync(process.argv)

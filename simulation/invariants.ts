@@ -1,0 +1,225 @@
+/**
+ * The invariant checker. Every finished operation, consistency poll, refused restart and the final
+ * sweep is checked at once against the model of the cluster the runner keeps (which nodes are up
+ * and reachable from the client, when anything last changed). Each violation carries the seed, the
+ * time since the run's start and the replay command.
+ *
+ * Safety (checked for every operation, whatever the faults):
+ *   safety.correct-data-key   every data key / plaintext / signature a client gets is the right one
+ *   safety.liar-never-trusted a lying node's answer is never among those a result was built from
+ *   safety.no-false-blame     only lying nodes are ever blamed (VERIFICATION_FAILED)
+ *   safety.liar-detected      (end of run) every lying node was named at least once
+ *   safety.acked-unwrappable  (end of run, after healing) every acknowledged wrap and build still
+ *                             unwraps/deploys to the right key/plaintext with k nodes up
+ * Liveness:
+ *   liveness.no-hang          every operation settles by its deadline + slack
+ *   liveness.quorum-ok        state stable for the recovery window and ≥ k honest nodes reachable
+ *                             from the client → the operation succeeds (not required while a
+ *                             node process boots on this host: see Reachability.starting)
+ *   liveness.quorum-lost      state stable and < k nodes reachable → fails with QUORUM_UNAVAILABLE
+ *                             by its deadline + QUORUM_LOST_SLACK_MS
+ *   liveness.no-partial-output a failed operation leaves no output; a batch returns every key
+ *   liveness.p99              (end of run, when the scenario sets maxP99Ms) p99 of stable operations
+ *                             of the scenario's p99Ops types
+ * Consistency:
+ *   consistency.keysets       all reachable nodes report the same epoch and key set id, the one
+ *                             the cluster agreed at setup
+ * Recovery:
+ *   recovery.damaged-refuses  a node whose data dir was wiped/corrupted refuses to start, clearly
+ */
+import { ErrorCode } from '../protocol/errors.ts'
+import type { OpRecord } from './workload.ts'
+
+/** How late (ms past its deadline) a must-fail operation may report QUORUM_UNAVAILABLE (event-loop lag on a busy host). */
+export const QUORUM_LOST_SLACK_MS = 1_500
+/** How late (ms past its deadline) any operation may settle before it counts as hung (the workload's watchdog slack). */
+export const HANG_SLACK_MS = 3_000
+
+/** Who the client can reach, from time `t` on. */
+export interface Reachability {
+  t: number
+  /** Nodes up and not cut off from the client. */
+  reachable: number[]
+  /** The subset of `reachable` that does not lie. */
+  honest: number[]
+  /** True when this change disturbs operations (restarts the recovery window). */
+  disturbance: boolean
+  /**
+   * Node processes booting on this host. Booting one (tsx + libp2p) costs seconds of CPU, which on
+   * a small host shared with the running nodes starves them — an artifact of running the whole
+   * cluster on one machine, so `liveness.quorum-ok` is not required while any node is booting.
+   */
+  starting?: number[]
+}
+
+/** A violation. */
+export interface Violation {
+  invariant: string
+  tMs: number
+  seed: number
+  detail: string
+  opId?: number
+  replay: string
+}
+
+/** Counters of one invariant. */
+export interface CheckCount { passed: number, failed: number }
+
+/** What liveness expected of an operation. */
+export type Expectation = 'succeed' | 'fail-quorum' | 'exempt'
+
+/** Options of the checker. */
+export interface CheckerOptions {
+  n: number
+  k: number
+  lying: number[]
+  recoveryMs: number
+  seed: number
+  replay: string
+  /** Minimum success rate of must-succeed operations (1 = every failure is a violation). */
+  minQuorumSuccessRate: number
+}
+
+/** Invariant names, in report order. */
+export const INVARIANTS = [
+  'safety.correct-data-key', 'safety.liar-never-trusted', 'safety.no-false-blame', 'safety.liar-detected', 'safety.acked-unwrappable',
+  'liveness.no-hang', 'liveness.quorum-ok', 'liveness.quorum-lost', 'liveness.no-partial-output', 'liveness.p99',
+  'consistency.keysets', 'recovery.damaged-refuses'
+] as const
+
+/** The checker. */
+export class InvariantChecker {
+  readonly counts: Record<string, CheckCount> = Object.fromEntries(INVARIANTS.map(i => [i, { passed: 0, failed: 0 }]))
+  readonly violations: Violation[] = []
+  readonly expectations = new Map<number, Expectation>()
+  private readonly model: Reachability[] = []
+  private readonly named = new Map<number, number>()
+  private mustSucceed = 0
+  private mustSucceedFailed: OpRecord[] = []
+  private refKeySet: { epoch: number, keySetId: string } | undefined
+
+  constructor (readonly o: CheckerOptions) {}
+
+  /** Records a change of the cluster model (call in time order). */
+  noteChange (r: Reachability): void { this.model.push(r) }
+
+  /** The key set every node must report (set once the DKG finished). */
+  setReferenceKeySet (epoch: number, keySetId: string): void { this.refKeySet = { epoch, keySetId } }
+
+  private at (t: number): Reachability | undefined {
+    let cur: Reachability | undefined
+    for (const m of this.model) { if (m.t <= t) cur = m; else break }
+    return cur
+  }
+
+  private stable (from: number, to: number): boolean {
+    return !this.model.some(m => m.disturbance && m.t > from - this.o.recoveryMs && m.t <= to)
+  }
+
+  private check (name: string, ok: boolean, t: number, detail: () => string, opId?: number): void {
+    const c = this.counts[name] ?? (this.counts[name] = { passed: 0, failed: 0 })
+    if (ok) { c.passed++; return }
+    c.failed++
+    this.violations.push({ invariant: name, tMs: Math.round(t), seed: this.o.seed, detail: detail(), ...(opId !== undefined ? { opId } : {}), replay: this.o.replay })
+  }
+
+  /** What liveness expects of an operation over [startMs, endMs]. */
+  expectation (startMs: number, endMs: number): Expectation {
+    const s = this.at(startMs)
+    if (s === undefined || !this.stable(startMs, endMs)) return 'exempt'
+    const later = this.model.filter(m => m.t > startMs && m.t <= endMs)
+    if (later.length > 0) return 'exempt'
+    if (s.honest.length >= this.o.k) {
+      const before = this.at(startMs - this.o.recoveryMs)
+      const during = [before, s, ...this.model.filter(m => m.t > startMs - this.o.recoveryMs && m.t <= endMs)]
+      return during.some(m => (m?.starting?.length ?? 0) > 0) ? 'exempt' : 'succeed'
+    }
+    if (s.reachable.length < this.o.k) return 'fail-quorum'
+    return 'exempt'
+  }
+
+  /** Checks one finished (or hung) operation. */
+  onOp (op: OpRecord): void {
+    const t = op.endMs
+    const lying = new Set(this.o.lying)
+    if (op.hung) {
+      this.check('liveness.no-hang', false, t, () => `${op.type} #${op.id} started at ${(op.startMs / 1000).toFixed(1)} s did not settle within its ${op.deadlineMs} ms deadline + slack`, op.id)
+      return
+    }
+    this.check('liveness.no-hang', t - op.startMs <= op.deadlineMs + HANG_SLACK_MS, t, () => `${op.type} #${op.id} took ${t - op.startMs} ms (deadline ${op.deadlineMs} ms)`, op.id)
+    if (op.checkedKeys > 0) {
+      this.check('safety.correct-data-key', op.wrongKeys === 0, t, () => `${op.type} #${op.id} returned ${op.wrongKeys} WRONG ${op.type === 'sign' ? 'signature' : op.type === 'deploy' ? 'plaintext' : 'data key(s)'} (nodes used: ${op.used.join(',')})`, op.id)
+    }
+    if (op.ok || op.used.length > 0) {
+      const trusted = op.used.filter(i => lying.has(i))
+      this.check('safety.liar-never-trusted', trusted.length === 0, t, () => `${op.type} #${op.id} used the answer of lying node(s) ${trusted.join(',')}`, op.id)
+    }
+    const accused = [...op.failures.filter(f => f.code === ErrorCode.VERIFICATION_FAILED).map(f => f.index), ...op.blamed]
+    if (accused.length > 0) {
+      for (const i of accused) if (lying.has(i)) this.named.set(i, (this.named.get(i) ?? 0) + 1)
+      const wrong = accused.filter(i => !lying.has(i))
+      this.check('safety.no-false-blame', wrong.length === 0, t, () => `${op.type} #${op.id} blamed honest node(s) ${wrong.join(',')}`, op.id)
+    }
+    this.check('liveness.no-partial-output', !op.partialOutput, t, () => `${op.type} #${op.id} ${op.ok ? 'returned an incomplete result' : 'failed but left output behind'}`, op.id)
+    const ex = this.expectation(op.startMs, op.endMs)
+    this.expectations.set(op.id, ex)
+    if (ex === 'succeed') {
+      this.mustSucceed++
+      if (!op.ok) this.mustSucceedFailed.push(op)
+      if (this.o.minQuorumSuccessRate >= 1) {
+        this.check('liveness.quorum-ok', op.ok, t, () => `${op.type} #${op.id} failed with ${op.code ?? '?'} although ≥ ${this.o.k} honest nodes were reachable and the cluster was stable (${op.detail ?? ''})`, op.id)
+      } else if (op.ok) {
+        this.counts['liveness.quorum-ok']!.passed++
+      }
+    } else if (ex === 'fail-quorum') {
+      this.check('liveness.quorum-lost', !op.ok && op.code === ErrorCode.QUORUM_UNAVAILABLE && t - op.startMs <= op.deadlineMs + QUORUM_LOST_SLACK_MS, t,
+        () => op.ok ? `${op.type} #${op.id} succeeded although fewer than ${this.o.k} nodes were reachable (model wrong?)` : `${op.type} #${op.id} failed with ${op.code ?? '?'} instead of QUORUM_UNAVAILABLE (or late: ${t - op.startMs} ms)`, op.id)
+    }
+  }
+
+  /** Checks one consistency poll: statuses of the nodes that answered. */
+  onStatuses (t: number, st: Array<{ index: number, epoch: number | null, keySetId: string | null }>): void {
+    const ref = this.refKeySet
+    if (ref === undefined || st.length === 0) return
+    const bad = st.filter(s => s.epoch !== ref.epoch || s.keySetId !== ref.keySetId)
+    this.check('consistency.keysets', bad.length === 0, t, () => `node(s) ${bad.map(s => `${s.index} (epoch ${String(s.epoch)}, key set ${s.keySetId?.slice(0, 16) ?? 'none'})`).join(', ')} disagree with epoch ${ref.epoch} key set ${ref.keySetId.slice(0, 16)}`)
+  }
+
+  /**
+   * Checks a restart that must be refused. Clear = the error names the data directory (its path)
+   * or the damaged part (data directory, database, identity, storage key), so an operator knows
+   * what to restore.
+   */
+  onRefusal (t: number, node: number, refused: boolean, message: string, dataDir?: string): void {
+    const err = message.split('|').map(x => x.trim()).filter(x => /error/i.test(x)).join(' ') || message
+    const clear = (dataDir !== undefined && err.includes(dataDir)) || /data director|database|identity|storage.key/i.test(err)
+    this.check('recovery.damaged-refuses', refused && clear, t, () => refused ? `node ${node} refused to start without a clear error (no data directory, file or part named): ${err.slice(0, 200)}` : `node ${node} started although its data directory was destroyed`)
+  }
+
+  /** Checks the final sweep: `wrong` keys out of `total`, `error` when the sweep failed. */
+  onSweep (t: number, total: number, wrong: number, error?: string): void {
+    this.check('safety.acked-unwrappable', wrong === 0 && error === undefined, t, () => error !== undefined
+      ? `final sweep failed: ${error}`
+      : `${wrong} of ${total} acknowledged wraps/builds did not unwrap to their data key`)
+  }
+
+  /** End-of-run checks: liar detection, success rate, p99. */
+  finish (t: number, o: { lyingDetected: boolean, maxP99Ms?: number, p99Ms?: number, p99Ops?: string, quorumOps: number }): void {
+    if (o.lyingDetected) {
+      for (const i of this.o.lying) {
+        this.check('safety.liar-detected', (this.named.get(i) ?? 0) > 0 || o.quorumOps < 10, t, () => `lying node ${i} was never named in ${o.quorumOps} quorum operations`)
+      }
+    }
+    if (this.o.minQuorumSuccessRate < 1 && this.mustSucceed > 0) {
+      const rate = 1 - this.mustSucceedFailed.length / this.mustSucceed
+      const first = this.mustSucceedFailed.slice(0, 5).map(op => `#${op.id} ${op.type} at ${(op.startMs / 1000).toFixed(1)} s: ${op.code ?? '?'}`).join('; ')
+      this.check('liveness.quorum-ok', rate >= this.o.minQuorumSuccessRate, t, () => `success rate ${(rate * 100).toFixed(1)} % < ${(this.o.minQuorumSuccessRate * 100).toFixed(1)} % of ${this.mustSucceed} must-succeed ops; first failures: ${first}`)
+    }
+    if (o.maxP99Ms !== undefined && o.p99Ms !== undefined) {
+      this.check('liveness.p99', o.p99Ms <= o.maxP99Ms, t, () => `p99 of stable ${o.p99Ops ?? 'quorum'} operations ${o.p99Ms} ms > ${o.maxP99Ms} ms`)
+    }
+  }
+
+  /** How many times each lying node was named. */
+  get namedCounts (): Record<number, number> { return Object.fromEntries(this.named) }
+}
