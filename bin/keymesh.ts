@@ -11,6 +11,9 @@ import { ExitCode, KeymeshError } from '../protocol/errors.ts'
 import { registerNodeCommands } from '../node/cli.ts'
 import { registerClientCommands } from '../client/cli.ts'
 import { registerSimulateCommand } from '../simulation/cli.ts'
+import { registerLifecycleCommands } from '../client/lifecycle-cli.ts'
+import { registerRecoveryCommands } from '../node/lifecycle/recovery-cli.ts'
+import { registerAdminCommands } from '../client/admin-cli.ts'
 
 const debug = process.env.KEYMESH_DEBUG === '1'
 
@@ -41,6 +44,9 @@ program
 registerNodeCommands(program)
 registerClientCommands(program)
 registerSimulateCommand(program)
+registerLifecycleCommands(program)
+registerRecoveryCommands(program)
+registerAdminCommands(program)
 
 try {
   await program.parseAsync(process.argv)

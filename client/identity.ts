@@ -1,5 +1,5 @@
 /**
- * Client identity files (docs/protocol/08-release-and-bundle-layout.md §1).
+ * Client identity files (docs/PROTOCOL.md §1).
  *
  * A client identity is two independent keys in one JSON file, mode 0600:
  *  - `peerKey`: the libp2p Ed25519 private key (68-byte protobuf, as libp2p persists it). Its

@@ -1,5 +1,5 @@
 /**
- * The directory layout of an encrypted release (docs/protocol/08-release-and-bundle-layout.md §2).
+ * The directory layout of an encrypted release (docs/PROTOCOL.md §2).
  *
  *   <release>/artifact.kmar   encrypted artifact, STREAM format (protocol/artifact.ts)
  *   <release>/envelope.kme    the wrapped release key, ASCII-armored envelope (protocol/envelope.ts)

@@ -1,5 +1,5 @@
 /**
- * Rewrap: recover a wrapped data key through any k nodes (docs/protocol/03-threshold-encryption.md).
+ * Rewrap: recover a wrapped data key through any k nodes (docs/PROTOCOL.md).
  *
  * The client asks k nodes in parallel for a partial decryption of the envelope sealed to ITS
  * recipient key (HPKE; only this client can open them), hedging: a failed node is replaced at once

@@ -7,7 +7,7 @@
  * - Gater: the only peers this host will ever talk to are the cluster file's node PeerIds; it
  *   listens on nothing and refuses every inbound connection. Each dial carries `/p2p/<PeerId>`, so
  *   Noise refuses a server whose key does not match the cluster file (no TOFU).
- * - One request per stream, one length-prefixed frame each way (docs/protocol/05-rpc-and-cluster-file.md),
+ * - One request per stream, one length-prefixed frame each way (docs/PROTOCOL.md),
  *   with a per-call deadline (`timeoutMs`, also sent as the request's `ttl` so the node stops work
  *   that nobody waits for). Connections are reused across calls (libp2p dials by PeerId and keeps
  *   the connection open).

@@ -1,6 +1,6 @@
 /**
  * The DKG ceremony over the mesh: pull-based, coordinator-free, resumable
- * (docs/protocol/06-dkg-ceremony.md is the normative description; this file implements it).
+ * (docs/PROTOCOL.md is the normative description; this file implements it).
  *
  * A node that starts without a key set for epoch 1 runs session `e1-a0` for both the wrap key and
  * the sign key at once. Every step is a PULL: each node serves its own data (`dkg.round1`,
@@ -45,7 +45,7 @@ import { dkgSessionId } from '../protocol/rpc.ts'
 import type { RequestBodies, ResponseBodies, RpcOp } from '../protocol/rpc.ts'
 import type { DkgStatus, NodeContext } from './context.ts'
 
-/** Format of the persisted progress record (docs/protocol/06-dkg-ceremony.md §6.3). */
+/** Format of the persisted progress record (docs/PROTOCOL.md §6.3). */
 export const DKG_PROGRESS_MAGIC = 'KMDP'
 export const DKG_PROGRESS_VERSION = 1
 /** Phases recorded in the progress record. */
@@ -127,7 +127,7 @@ export function decodeDkgProgress (b: Uint8Array): DkgProgress {
 }
 
 /**
- * Context string of the transcript digests (docs/protocol/06-dkg-ceremony.md §6.2):
+ * Context string of the transcript digests (docs/PROTOCOL.md §6.2):
  * clusterId (16 bytes) ‖ u32 len ‖ utf8(session) ‖ u8 purpose (1 wrap, 2 sign), so digests of
  * different clusters, sessions or keys never compare equal. Throws BadInputError on a bad cluster id.
  */
@@ -195,7 +195,13 @@ export class DkgCeremony {
   /** Set when a local (non-protocol) error stopped the ceremony; nothing was persisted as failed. */
   private halted = false
 
-  constructor (private readonly env: DkgEnv, epoch = 1, attempt = 0) {
+  /**
+   * `bind` (lifecycle rotations only, docs/PROTOCOL.md §11.3): the 32-byte
+   * digest of the order that started this session, appended to the transcript context, so nodes
+   * that were given DIFFERENT orders for the same session fail the echo check instead of
+   * completing one ceremony under conflicting instructions. Epoch 1 has no order (no binding).
+   */
+  constructor (private readonly env: DkgEnv, epoch = 1, attempt = 0, private readonly bind: Uint8Array = new Uint8Array(0)) {
     this.epoch = epoch
     this.session = dkgSessionId(epoch, attempt)
   }
@@ -415,8 +421,8 @@ export class DkgCeremony {
   private computeDigests (): void {
     const all = (k: 'wrap' | 'sign'): DkgRound1Package[] => [...this.round1Pkgs.values()].map(x => x[k])
     this.digests = {
-      wrap: transcriptDigests(all('wrap'), transcriptContext(this.env.clusterId, this.session, 'wrap')),
-      sign: transcriptDigests(all('sign'), transcriptContext(this.env.clusterId, this.session, 'sign'))
+      wrap: transcriptDigests(all('wrap'), concat(transcriptContext(this.env.clusterId, this.session, 'wrap'), this.bind)),
+      sign: transcriptDigests(all('sign'), concat(transcriptContext(this.env.clusterId, this.session, 'sign'), this.bind))
     }
   }
 
@@ -434,7 +440,8 @@ export class DkgCeremony {
       const bad = new Set([...compareTranscripts(mine.wrap, reports.wrap), ...compareTranscripts(mine.sign, reports.sign)])
       if (bad.size > 0) {
         const blame = [...bad].sort((a, b) => a - b)
-        throw new CeremonyFailure(`echo check failed: round-1 package(s) of node(s) ${blame.join(',')} were seen differently by different nodes (equivocation)`, blame)
+        const hint = this.bind.length > 0 ? '; or the nodes were given different lifecycle orders for this session' : ''
+        throw new CeremonyFailure(`echo check failed: round-1 package(s) of node(s) ${blame.join(',')} were seen differently by different nodes (equivocation${hint})`, blame)
       }
       p.phase = DkgPhase.ROUND2
       await this.save()
@@ -586,6 +593,10 @@ export async function startDkgIfNeeded (ctx: NodeContext): Promise<void> {
   if (id !== undefined) {
     if ((await ctx.store.listDkg(session)).length > 0) await ctx.store.deleteDkg(session)
     ctx.dkgStatus = { state: 'done', detail: `keySetId ${id}` }
+    // Lifecycle (node/lifecycle/manager.ts): resume an accepted rotation order after a restart.
+    // Imported lazily: that module builds on this one (no import cycle at load time).
+    const { resumeLifecycle } = await import('./lifecycle/manager.ts')
+    await resumeLifecycle(ctx)
     return
   }
   if (ceremonies.has(ctx)) return
@@ -595,6 +606,18 @@ export async function startDkgIfNeeded (ctx: NodeContext): Promise<void> {
 }
 
 const runs = new WeakMap<NodeContext, Promise<void>>()
+
+/**
+ * Makes `c` this node's current ceremony (served by the dkg.* handlers) and runs it. Used by the
+ * lifecycle manager for the DKG of a new epoch (rotation); epoch 1 keeps using startDkgIfNeeded.
+ * The previous ceremony of this node, if any, must have ended. Never rejects (see `run`).
+ */
+export async function runCeremony (ctx: NodeContext, c: DkgCeremony): Promise<void> {
+  ceremonies.set(ctx, c)
+  const p = c.run()
+  runs.set(ctx, p)
+  await p
+}
 
 /** Resolves when this node's ceremony has ended (done, failed or stopped); at once when none runs. Never rejects. */
 export async function dkgDone (ctx: NodeContext): Promise<void> { await runs.get(ctx) }

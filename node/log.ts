@@ -46,10 +46,13 @@ export function createLogger (opts: { level?: LogLevel, base?: LogFields, write?
   const min = ORDER[opts.level ?? 'info']
   const base = opts.base ?? {}
   const write = opts.write ?? ((line: string) => { process.stderr.write(line) })
+  // Cleaned once, not on every line (the per-request `rpc` line is on the hot path).
+  let cleanBase: LogFields
+  try { cleanBase = clean(base) } catch { cleanBase = {} }
   const emit = (level: LogLevel, msg: string, fields?: LogFields): void => {
     if (ORDER[level] < min) return
     try {
-      const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...clean(base), ...(fields === undefined ? {} : clean(fields)) })
+      const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...cleanBase, ...(fields === undefined ? {} : clean(fields)) })
       write(line + '\n')
     } catch { /* never let logging crash the caller */ }
   }

@@ -1,5 +1,5 @@
 /**
- * The RPC server: one request per stream on RPC_PROTOCOL (docs/protocol/05-rpc-and-cluster-file.md).
+ * The RPC server: one request per stream on RPC_PROTOCOL (docs/PROTOCOL.md).
  *
  * Per stream: identify the caller from the Noise-authenticated PeerId (a node of the cluster file or
  * an enrolled client; anyone else is refused by the gater before reaching here, and again here),
@@ -22,6 +22,7 @@ import type { RpcOp } from '../protocol/rpc.ts'
 import { nodeByPeerId } from '../protocol/cluster.ts'
 import type { Caller, Handler, NodeContext } from './context.ts'
 import type { HandlerTable } from './handlers/index.ts'
+import { governanceOf } from './governance.ts'
 
 /** Max concurrent inbound RPC streams per connection (libp2p default is 32). */
 export const MAX_INBOUND_STREAMS = 256
@@ -34,6 +35,9 @@ export function callerOf (ctx: NodeContext, peerId: string): Caller | undefined 
   if (node !== undefined) return { peerId, kind: 'node', index: node.index }
   const client = ctx.cluster.clients.find(c => c.peerId === peerId)
   if (client !== undefined) return { peerId, kind: 'client', name: client.name }
+  // Identities enrolled by the signed policy (node/governance.ts) need not be in the cluster file.
+  const enrolled = governanceOf(ctx)?.identityName(peerId)
+  if (enrolled !== undefined) return { peerId, kind: 'client', name: enrolled }
   return undefined
 }
 
@@ -94,6 +98,7 @@ export async function startRpcServer (node: Libp2p, ctx: NodeContext, table: Han
         code = errorCode(e) === ErrorCode.UNSUPPORTED_VERSION ? ErrorCode.UNSUPPORTED_VERSION : ErrorCode.BAD_INPUT
         reply = encodeErrorResponse(id, code)
         ctx.log.debug('rpc bad request', { peer: peerId, id, error: (e as Error).message })
+        governanceOf(ctx)?.recordServerRefusal(peerId, 'unknown', code, `bad request: ${(e as Error).message}`.slice(0, 256))
         return
       }
       id = req.id
@@ -125,6 +130,10 @@ export async function startRpcServer (node: Libp2p, ctx: NodeContext, table: Han
         }
       }
       if (reply === undefined) reply = encodeErrorResponse(id, code as ErrorCode)
+      // Refusals decided here, before any handler (which audits everything else), are audited too.
+      if (code === ErrorCode.BUSY || (code === ErrorCode.NOT_AUTHORIZED && NODE_ONLY_OPS.has(req.op) && caller.kind !== 'node')) {
+        governanceOf(ctx)?.recordServerRefusal(peerId, req.op, code, code === ErrorCode.BUSY ? 'per-peer in-flight limit reached' : 'node-only operation')
+      }
     } catch {
       // Frame could not be read: reply (best effort) below, or reset.
     } finally {

@@ -16,7 +16,7 @@ import { mkdir, readFile, readdir, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { ErrorCode, KeymeshError } from '../protocol/errors.ts'
-import { allowedPeerIds, nodeByPeerId, parseClusterFile } from '../protocol/cluster.ts'
+import { nodeByPeerId, parseClusterFile } from '../protocol/cluster.ts'
 import type { ClusterFile } from '../protocol/cluster.ts'
 import { dataPaths } from './config.ts'
 import type { NodeConfig, StorageKeySource } from './config.ts'
@@ -32,6 +32,8 @@ import type { Logger } from './log.ts'
 import type { NodeContext } from './context.ts'
 import type { Faults } from './faults.ts'
 import { handlers } from './handlers/index.ts'
+import { auditedHandlers } from './handlers/audited.ts'
+import { Governance } from './governance.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -131,12 +133,20 @@ export async function startNode (cfg: NodeConfig, opts: { log?: Logger, faults?:
   const store = await LevelNodeStore.open(p.db, key)
   const nlog = log.child({ node: self.index })
   const listen = cfg.listen.length > 0 ? cfg.listen : self.addresses
-  const allowed = allowedPeerIds(cluster)
-  allowed.delete(peerId)
+  // Policy and audit (node/governance.ts): the gater asks the policy in force (bootstrap rule:
+  // the cluster file's clients) on every connection.
+  let gov: Governance
+  try {
+    gov = await Governance.open({ dataDir: cfg.dataDir, cluster, privateKey, peerId, log: nlog })
+  } catch (e) {
+    await store.close()
+    throw e
+  }
   let host: Libp2p
   try {
-    host = await createHost({ privateKey, listen, allow: pid => allowed.has(pid) })
+    host = await createHost({ privateKey, listen, allow: pid => gov.allowPeer(pid) })
   } catch (e) {
+    await gov.close()
     await store.close()
     throw new KeymeshError(ErrorCode.UNAVAILABLE, `cannot listen on ${listen.join(', ')}: ${(e as Error).message}`, { cause: e })
   }
@@ -158,9 +168,10 @@ export async function startNode (cfg: NodeConfig, opts: { log?: Logger, faults?:
   if (opts.faults !== undefined) Object.assign(ctx, { faults: opts.faults })
   let server: RpcServer
   try {
-    server = await startRpcServer(host, ctx, handlers)
+    gov.attach(ctx, host)
+    server = await startRpcServer(host, ctx, auditedHandlers(handlers))
   } catch (e) {
-    await host.stop(); await store.close()
+    await host.stop(); await gov.close(); await store.close()
     throw e
   }
   let stopping: Promise<void> | undefined
@@ -170,6 +181,7 @@ export async function startNode (cfg: NodeConfig, opts: { log?: Logger, faults?:
       shutdown.abort()
       await server.close(2_000).catch(() => {})
       try { await host.stop() } catch (e) { nlog.warn('host stop failed', { error: e as Error }) }
+      await gov.close() // records the stop and signs the final audit head
       await store.close().catch(e => { nlog.warn('store close failed', { error: e as Error }) })
       nlog.info('node stopped')
     })()

@@ -44,3 +44,16 @@ export function dkgKey (session: string, name: string): string { return `${dkgPr
 export function dkgEpochPrefix (epoch: number): string { return `dkg/e${epoch}-a` }
 /** Upper bound for a prefix range scan (`lt`). */
 export function prefixEnd (prefix: string): string { return prefix + '\uffff' }
+
+/**
+ * Files next to DATA/db (not level keys: the audit log is an append-only file so that it can be
+ * copied, shipped and verified on its own; the policy is one small document replaced atomically).
+ *
+ * | file               | content                                                        | mode |
+ * | ------------------ | -------------------------------------------------------------- | ---- |
+ * | `DATA/policy.json` | the signed policy in force (canonical JSON, protocol/policy.ts) | 0600 |
+ * | `DATA/audit.log`   | the audit hash chain, one record per line (protocol/audit.ts)   | 0600 |
+ * | `DATA/lifecycle.json` | lifecycle orders: replay nonces, pending order, retirement line (node/lifecycle/state.ts) | 0600 |
+ */
+export const POLICY_FILE = 'policy.json'
+export const AUDIT_LOG_FILE = 'audit.log'

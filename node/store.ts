@@ -8,6 +8,13 @@
  *
  * Ownership: KeyShare values returned by getShare are fresh objects owned by the caller; the
  * decrypted plaintext buffer is zeroed before returning (the bigint cannot be wiped).
+ *
+ * Share cache: the first getShare of (epoch, kind) reads, opens (AES-256-GCM) and decodes the
+ * sealed record; the decoded share is then kept in memory, owned by this store, until putShare /
+ * commitEpoch replace it or close() drops it. Every `partial` request needs the share, and
+ * re-opening it per request cost a LevelDB read, an AES-GCM open and a scalar decode each time
+ * (~0.1 ms of node CPU per request; bench/suites/node.ts). It does not widen the exposure: the
+ * storage key that opens every share is held in this same process for its whole lifetime.
  */
 import { Level } from 'level'
 import { BadInputError, ErrorCode, KeymeshError } from '../protocol/errors.ts'
@@ -87,15 +94,32 @@ function notFoundToUndefined (e: unknown): undefined {
   throw e
 }
 
+/**
+ * Turns a LevelDB read failure (corrupt block, bad checksum, I/O error) into an error that names
+ * the database and says what to do. A node must never carry on over a corrupt store, nor
+ * re-initialise it: it may hold the only copy of a share this node is responsible for.
+ */
+function storeReadError (path: string, e: unknown): KeymeshError {
+  const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message
+  return new KeymeshError(ErrorCode.INTERNAL, `the database ${path} cannot be read (${cause}). It is damaged: stop this node, restore its data directory from backup (or rebuild its shares from a recovery kit); do not re-initialise a node that holds shares`, { cause: e })
+}
+
 /** Level-backed NodeStore. */
 export class LevelNodeStore implements NodeStore {
   readonly #db: Level<string, Uint8Array>
   readonly #key: StorageKey
   readonly #keySets = new Map<number, { bytes: Uint8Array, ks: KeySet, id: string }>()
+  /** Opened shares by store key (see "Share cache" above); owned by this store. */
+  readonly #shares = new Map<string, KeyShare>()
+  /** Bumped on every share write: a read that overlapped a write does not fill the cache. */
+  #shareGen = 0
 
-  private constructor (db: Level<string, Uint8Array>, key: StorageKey) {
+  readonly #path: string
+
+  private constructor (db: Level<string, Uint8Array>, key: StorageKey, path: string) {
     this.#db = db
     this.#key = key
+    this.#path = path
   }
 
   /**
@@ -113,11 +137,12 @@ export class LevelNodeStore implements NodeStore {
         ? `cannot create the database ${path}: ${cause}`
         : `cannot open the database ${path}: ${cause}. Is another node process using this data directory, or is it missing? Restore it from backup; do not re-initialise a node that holds shares`, { cause: e })
     }
-    const store = new LevelNodeStore(db, key)
+    const store = new LevelNodeStore(db, key, path)
     if (create) {
       await db.put(META_LAYOUT, new Uint8Array([LAYOUT_VERSION]))
     } else {
-      const v = await db.get(META_LAYOUT).catch(notFoundToUndefined)
+      let v: Uint8Array | undefined
+      try { v = await db.get(META_LAYOUT).catch(notFoundToUndefined) } catch (e) { await db.close().catch(() => {}); throw storeReadError(path, e) }
       if (v === undefined || v.length !== 1 || v[0] !== LAYOUT_VERSION) {
         await db.close()
         throw new KeymeshError(ErrorCode.BAD_INPUT, `database ${path} has no keymesh layout marker (or an unknown layout version); it is not a keymesh node database or it is corrupt`)
@@ -127,7 +152,8 @@ export class LevelNodeStore implements NodeStore {
   }
 
   async #get (k: string): Promise<Uint8Array | undefined> {
-    const v = await this.#db.get(k).catch(notFoundToUndefined)
+    let v: Uint8Array | undefined
+    try { v = await this.#db.get(k).catch(notFoundToUndefined) } catch (e) { throw storeReadError(this.#path, e) }
     // level may hand back a Buffer; callers get a plain Uint8Array view of the same bytes.
     return v === undefined ? undefined : new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
   }
@@ -173,16 +199,26 @@ export class LevelNodeStore implements NodeStore {
 
   async getShare (epoch: number, kind: KeyKind): Promise<KeyShare | undefined> {
     const k = shareKey(aint('epoch', epoch, 1, 0xffffffff), kind)
+    const hit = this.#shares.get(k)
+    // A fresh object per call: callers own what they get (and cannot alter the cached entry).
+    if (hit !== undefined) return { index: hit.index, scalar: hit.scalar }
+    const gen = this.#shareGen
     const sealed = await this.#get(k)
     if (sealed === undefined) return undefined
     const plain = this.#key.open(k, sealed)
-    try { return decodeShare(k, plain) } finally { plain.fill(0) }
+    let share: KeyShare
+    try { share = decodeShare(k, plain) } finally { plain.fill(0) }
+    // Not cached when a share write overlapped this read (the value may be the old one).
+    if (gen === this.#shareGen) this.#shares.set(k, share)
+    return { index: share.index, scalar: share.scalar }
   }
 
   async putShare (epoch: number, kind: KeyKind, share: KeyShare): Promise<void> {
     const k = shareKey(aint('epoch', epoch, 1, 0xffffffff), kind)
     const plain = encodeShare(share)
-    try { await this.#db.put(k, this.#key.seal(k, plain)) } finally { plain.fill(0) }
+    this.#shareGen++
+    this.#shares.delete(k)
+    try { await this.#db.put(k, this.#key.seal(k, plain)) } finally { plain.fill(0); this.#shareGen++; this.#shares.delete(k) }
   }
 
   async getDkg (session: string, name: string): Promise<Uint8Array | undefined> {
@@ -238,11 +274,17 @@ export class LevelNodeStore implements NodeStore {
     const cur = await this.currentEpoch()
     if (cur === undefined || cur < epoch) ops.push({ type: 'put', key: META_EPOCH, value: u32(epoch) })
     for (const key of await this.#keysWithPrefix(dkgEpochPrefix(epoch))) ops.push({ type: 'del', key })
-    await this.#db.batch(ops)
-    this.#keySets.delete(epoch)
+    this.#shareGen++
+    this.#shares.delete(wk); this.#shares.delete(sk)
+    try { await this.#db.batch(ops) } finally {
+      this.#keySets.delete(epoch)
+      this.#shareGen++
+      this.#shares.delete(wk); this.#shares.delete(sk)
+    }
   }
 
   async close (): Promise<void> {
+    this.#shares.clear()
     try { await this.#db.close() } finally { this.#key.close() }
   }
 }

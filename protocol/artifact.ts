@@ -1,7 +1,7 @@
 /**
  * Release artifacts: streaming chunked AEAD in the shape of age's STREAM (Hoang–Reyhanitabar–
  * Rogaway–Vizár, "Online Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance", 2015;
- * docs/protocol/07-artifact.md is the byte-level spec).
+ * docs/PROTOCOL.md is the byte-level spec).
  *
  *   artifact = header ‖ chunk_0 ‖ … ‖ chunk_{m-1}
  *   header   = "KMAR" ‖ u8 version (1) ‖ u32 chunkSize ‖ salt[16]                (25 bytes)

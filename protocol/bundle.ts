@@ -1,6 +1,6 @@
 /**
  * Bundle: envelopes plus the sealed batch partials of k or more nodes, for one deploy target
- * (docs/protocol/03-threshold-encryption.md §7).
+ * (docs/PROTOCOL.md §7).
  *
  * Binary (version 1):
  *   "KMBU" ‖ u8 version=1 ‖ recipient X25519 public key (32) ‖ keySetId (32) ‖ u16 count ‖

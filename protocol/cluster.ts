@@ -1,6 +1,6 @@
 /**
  * Cluster file (genesis): the trust anchor given to every node and client
- * (docs/protocol/05-rpc-and-cluster-file.md §5.2). JSON, no secrets.
+ * (docs/PROTOCOL.md §5.2). JSON, no secrets.
  *
  * `parseClusterFile` validates everything before anything uses it: PeerIds must parse as Ed25519
  * peer ids (12D3KooW…, identity multihash of the protobuf public key), multiaddrs must parse and

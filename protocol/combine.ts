@@ -1,6 +1,6 @@
 /**
  * Recipient side: combine k partials into the envelope's KEK and open the data key, optimistic or
- * strict, with blame (docs/protocol/03-threshold-encryption.md §6).
+ * strict, with blame (docs/PROTOCOL.md §6).
  *
  * Partials are D_i = x_i·R̂ with R̂ = 8·R (partial.ts), so
  *   Z = r·X = Σ_{i∈S} (λ_i / 64)·(8·D_i)     (λ_i Lagrange at 0 over the index set S, |S| = k)

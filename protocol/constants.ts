@@ -61,9 +61,9 @@ export const ARTIFACT_MAX_CHUNK = 16 * 1024 * 1024
 // ---------------------------------------------------------------------------------------------
 // Per-format constants: magics, version bytes, exact/maximum lengths and caps of every encoding.
 // The owning module re-exports each (`export { X } from './constants.ts'`), so importers of the
-// module keep working; docs/protocol/*.md give the byte layouts these belong to.
+// module keep working; docs/PROTOCOL.md *.md give the byte layouts these belong to.
 
-/** Label encoding version byte (label.ts, docs/protocol/03-threshold-encryption.md §3.1). */
+/** Label encoding version byte (label.ts, docs/PROTOCOL.md §3.1). */
 export const LABEL_VERSION = 1
 /** Longest canonical label encoding: 1 + (2+32) + 4 + (2+32) + 3·(2+128). */
 export const MAX_LABEL_LEN = 1 + 2 + 32 + 4 + 2 + 32 + 3 * (2 + MAX_LABEL_FIELD_LEN)
@@ -114,7 +114,7 @@ export const BUNDLE_VERSION = 1
 /** Largest bundle accepted by decodeBundle. */
 export const MAX_BUNDLE_LEN = 4 + 1 + 32 + 32 + 2 + MAX_BATCH * (4 + MAX_ENVELOPE_LEN) + 1 + MAX_NODES * (1 + 4 + MAX_SEALED_PARTIAL_LEN)
 
-/** Binary magic of an encoded key set (keyset.ts, docs/protocol/04-keys-and-signatures.md §4.1). */
+/** Binary magic of an encoded key set (keyset.ts, docs/PROTOCOL.md §4.1). */
 export const KEYSET_MAGIC = 'KMKS'
 /** Current key set format version. */
 export const KEYSET_VERSION = 1
@@ -165,7 +165,7 @@ export const MAX_JWS_HEADER_LEN = 256
 /** Largest JWKS accepted: one key per epoch, at most this many. */
 export const MAX_JWKS_KEYS = 1024
 
-/** Magic of an encrypted artifact ("KMAR"; artifact.ts, docs/protocol/07-artifact.md). */
+/** Magic of an encrypted artifact ("KMAR"; artifact.ts, docs/PROTOCOL.md). */
 export const ARTIFACT_MAGIC = 'KMAR'
 /** Current artifact format version. */
 export const ARTIFACT_VERSION = 1

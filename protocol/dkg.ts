@@ -1,7 +1,7 @@
 /**
  * Distributed key generation: a thin, resumable, blame-assigning wrapper over noble's
  * `ed25519_FROST.DKG` (Pedersen DKG with Feldman VSS and Schnorr proofs of knowledge, the
- * frost-rs split-round API; docs/protocol/04-keys-and-signatures.md §4.2). Round 1 (polynomial,
+ * frost-rs split-round API; docs/PROTOCOL.md §4.2). Round 1 (polynomial,
  * commitments, proof of knowledge) is noble's `DKG.round1`; rounds 2 and 3 are the same
  * arithmetic done here on already-validated inputs so that every failure names its sender;
  * tests cross-check both against noble's `round2`/`round3` byte for byte.
@@ -63,7 +63,7 @@ export interface DkgState {
   round1: DkgRound1Package
 }
 
-/** Format versions, magics and lengths (docs/protocol/04-keys-and-signatures.md §4.2), defined in constants.ts, re-exported here. */
+/** Format versions, magics and lengths (docs/PROTOCOL.md §4.2), defined in constants.ts, re-exported here. */
 export { DKG_VERSION, DKG_ROUND1_MAGIC, DKG_ROUND2_MAGIC, DKG_STATE_MAGIC, DKG_POK_LEN, DKG_ROUND2_LEN } from './constants.ts'
 /** noble's DKG proof-of-knowledge challenge prefix (RFC 9591 context string + "dkg"). */
 const HDKG_PREFIX = utf8('FROST-ED25519-SHA512-v1dkg')

@@ -1,6 +1,6 @@
 /**
  * Chaum–Pedersen proof of discrete-log equality, log_B X = log_H D, single and batched
- * (docs/protocol/03-threshold-encryption.md §4.2–§4.3; batching after RFC 9497 §2.2.1).
+ * (docs/PROTOCOL.md §4.2–§4.3; batching after RFC 9497 §2.2.1).
  *
  * Prove (secret x with X = x·B, D = x·H):
  *   t = hashToScalar(Tag.DLEQ_NONCE, rand32, enc(x), enc(H))   — hedged: fresh randomness and the

@@ -1,6 +1,6 @@
 /**
  * Envelope: one data key wrapped under a key set's wrap key X, bound to a Label
- * (docs/protocol/03-threshold-encryption.md §3.2).
+ * (docs/PROTOCOL.md §3.2).
  *
  * Binary (version 1):
  *   "KMEV" ‖ u8 version=1 ‖ var16(encodeLabel(label)) ‖ R(32) ‖ W(32) ‖ s(32, LE scalar) ‖ ciphertext(48)

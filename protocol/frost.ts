@@ -1,6 +1,6 @@
 /**
  * FROST threshold signing, RFC 9591 ciphersuite FROST(Ed25519, SHA-512) ("FROST-ED25519-SHA512-v1"),
- * through noble's `ed25519_FROST` (docs/protocol/04-keys-and-signatures.md §4.3).
+ * through noble's `ed25519_FROST` (docs/PROTOCOL.md §4.3).
  *
  * The requesting client is the coordinator (RFC 9591 §5): it collects one `SigningCommitment` from
  * each of ≥ k signers (round one, §5.1), sends the commitment list and message to each (round two,

@@ -1,6 +1,6 @@
 /**
  * HPKE (RFC 9180) base mode, single-shot seal/open, for sealing partial results to a recipient
- * (docs/protocol/03-threshold-encryption.md §5).
+ * (docs/PROTOCOL.md §5).
  *
  * Suite: KEM DHKEM(X25519, HKDF-SHA256) = 0x0020, KDF HKDF-SHA256 = 0x0001, AEAD AES-256-GCM =
  * 0x0002 (AES-128-GCM = 0x0001 is supported so the RFC 9180 Appendix A.1 vectors can be checked).

@@ -1,6 +1,6 @@
 /**
  * JWS compact serialisation (RFC 7515 §7.1) of a release manifest with alg "EdDSA" (RFC 8037 §3.1),
- * and the JWKS (RFC 7517 §5) of the cluster's sign keys (docs/protocol/04-keys-and-signatures.md §4.5).
+ * and the JWKS (RFC 7517 §5) of the cluster's sign keys (docs/PROTOCOL.md §4.5).
  *
  * The protected header is fixed: {"alg":"EdDSA","kid":"keymesh:<clusterId>:<epoch>","typ":"keymesh-manifest+jws"},
  * serialised canonically (RFC 8785). The payload is the canonical manifest. The JWS signing input

@@ -1,6 +1,6 @@
 /**
  * KeySet: the public half of one key epoch — the wrap key and the sign key, each with its VSS
- * commitment (k points) and the n public verifying shares (docs/protocol/04-keys-and-signatures.md §4.1).
+ * commitment (k points) and the n public verifying shares (docs/PROTOCOL.md §4.1).
  *
  * A key set is public data fetched from nodes; it is what clients trust, so `decodeKeySet` is
  * strict: every point is decoded with `decodePoint` (canonical, not identity, torsion-free) and

@@ -2,7 +2,7 @@
  * Label: the context a wrapped key is bound to (brief §2.4) — cluster, key epoch, purpose, app,
  * environment, release. The label's canonical bytes go into the envelope header, which is the AEAD
  * associated data, the KEK derivation input and the input of the envelope's proof of knowledge,
- * so an envelope (or its R) cannot be moved to another label (docs/protocol/03-threshold-encryption.md §3.1).
+ * so an envelope (or its R) cannot be moved to another label (docs/PROTOCOL.md §3.1).
  *
  * Canonical encoding (version 1):
  *   u8 version=1 ‖ var16(clusterId) ‖ u32 epoch ‖ var16(purpose) ‖ var16(app) ‖ var16(env) ‖ var16(release)

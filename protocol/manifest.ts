@@ -1,5 +1,5 @@
 /**
- * Release manifest: what a release signature covers (docs/protocol/04-keys-and-signatures.md §4.4).
+ * Release manifest: what a release signature covers (docs/PROTOCOL.md §4.4).
  *
  * A manifest names the cluster key epoch, the app/release/environment, the encrypted artifact
  * (SHA-256 and size of the ciphertext file), the envelope that wraps its release key, the builder

@@ -1,6 +1,6 @@
 /**
  * Node side of unwrapping: a partial decryption D_i with a DLEQ proof, and sealing it to the
- * recipient with HPKE (docs/protocol/03-threshold-encryption.md §4 and §5).
+ * recipient with HPKE (docs/PROTOCOL.md §4 and §5).
  *
  * For an envelope with ephemeral key R the node uses the cofactor-cleared R̂ = 8·R (always in the
  * prime-order subgroup, never the identity because decoding rejects small-order R), so its secret

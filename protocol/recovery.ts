@@ -1,5 +1,5 @@
 /**
- * Offline recovery kit (docs/protocol/10-lifecycle.md §10.4): one node's share of one key (wrap or
+ * Offline recovery kit (docs/PROTOCOL.md §10.4): one node's share of one key (wrap or
  * sign) split t-of-m with `shamir-secret-sharing` (GF(2^8), byte-wise) and each piece HPKE-sealed
  * (RFC 9180 base mode, hpke.ts) to one offline custodian's X25519 key. If every server of a cluster
  * is destroyed, t custodians per node (for k nodes) rebuild k shares of the SAME keys.

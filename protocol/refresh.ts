@@ -1,6 +1,6 @@
 /**
  * Proactive share refresh: same members, same threshold, same group key, new shares
- * (Herzberg–Jarecki–Krawczyk–Yung 1995; docs/protocol/10-lifecycle.md §10.3).
+ * (Herzberg–Jarecki–Krawczyk–Yung 1995; docs/PROTOCOL.md §10.3).
  *
  * Each holder i in the agreed dealer set Q (|Q| ≥ k) deals a random polynomial h_i of degree k−1
  * with h_i(0) = 0: its commitment is (identity, h_i1·B, …, h_i(k−1)·B) and verifiers check the

@@ -1,6 +1,6 @@
 /**
  * Resharing a threshold key to a new membership and/or threshold WITHOUT changing the group key
- * (docs/protocol/10-lifecycle.md §10.2). Used for k-of-n → k'-of-n' membership changes of either
+ * (docs/PROTOCOL.md §10.2). Used for k-of-n → k'-of-n' membership changes of either
  * key of an epoch (wrap or sign); the same arithmetic serves both.
  *
  * Scheme (Desmedt–Jajodia 1997 / Wong–Wang–Wing 2002 "redistribution", with Feldman VSS):

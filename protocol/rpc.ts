@@ -1,5 +1,5 @@
 /**
- * RPC frames between clients and nodes and between nodes (docs/protocol/05-rpc-and-cluster-file.md).
+ * RPC frames between clients and nodes and between nodes (docs/PROTOCOL.md).
  *
  * One libp2p protocol id, one request per stream, each message one frame: an unsigned-varint
  * length prefix (lpStream of @libp2p/utils; the framing is done by the transport code in node/ and
@@ -48,12 +48,14 @@ export const MAX_STATUS_STRING = 256
 export type RpcOp =
   | 'status' | 'keyset.get' | 'partial' | 'partial.batch' | 'frost.commit' | 'frost.sign'
   | 'dkg.round1' | 'dkg.echo' | 'dkg.round2' | 'dkg.result'
+  | 'policy.get' | 'policy.push' | 'audit.read'
+  | 'lifecycle.order' | 'dkg.order'
 
 /** All operations, in a stable order. */
-export const RPC_OPS: readonly RpcOp[] = ['status', 'keyset.get', 'partial', 'partial.batch', 'frost.commit', 'frost.sign', 'dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result']
+export const RPC_OPS: readonly RpcOp[] = ['status', 'keyset.get', 'partial', 'partial.batch', 'frost.commit', 'frost.sign', 'dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'policy.get', 'policy.push', 'audit.read', 'lifecycle.order', 'dkg.order']
 
 /** Operations only cluster nodes may call (clients get NOT_AUTHORIZED). */
-export const NODE_ONLY_OPS: ReadonlySet<RpcOp> = new Set<RpcOp>(['dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result'])
+export const NODE_ONLY_OPS: ReadonlySet<RpcOp> = new Set<RpcOp>(['dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'dkg.order'])
 
 /** True when `s` names an operation. */
 export function isRpcOp (s: unknown): s is RpcOp {
@@ -67,8 +69,13 @@ export type DkgState = 'idle' | 'running' | 'done' | 'failed'
 export interface RequestBodies {
   status: Record<string, never>
   'keyset.get': { epoch?: number }
-  partial: { epoch: number, envelope: Uint8Array, recipient: Uint8Array }
-  'partial.batch': { epoch: number, envelopes: Uint8Array[], recipient: Uint8Array }
+  /**
+   * manifest: the cluster-signed release manifest JWS naming this envelope (required for deployers
+   * when the policy has requireSignedRelease); approvals: admin approvals (JSON text each).
+   */
+  partial: { epoch: number, envelope: Uint8Array, recipient: Uint8Array, manifest?: string, approvals?: string[] }
+  /** manifests: signed manifest JWSs, each envelope must be named by one of them (see `partial`). */
+  'partial.batch': { epoch: number, envelopes: Uint8Array[], recipient: Uint8Array, manifests?: string[], approvals?: string[] }
   /** session: 32 lowercase hex chars chosen by the coordinating client. */
   'frost.commit': { epoch: number, session: string }
   'frost.sign': { epoch: number, session: string, message: Uint8Array, commitments: Uint8Array[] }
@@ -77,6 +84,16 @@ export interface RequestBodies {
   'dkg.echo': { session: string }
   'dkg.round2': { session: string }
   'dkg.result': { session: string }
+  /** have: the caller's policyVersion (0 = none); the document is returned only when newer. */
+  'policy.get': { have: number }
+  /** policy: a signed policy document (JSON text, protocol/policy.ts). */
+  'policy.push': { policy: string }
+  /** Records with seq ≥ from, at most limit. */
+  'audit.read': { from: number, limit: number }
+  /** order: a signed lifecycle order (canonical JSON text, protocol/order.ts); from an admin's client. */
+  'lifecycle.order': { order: string }
+  /** The same, relayed node to node (order spreading, docs/PROTOCOL.md). */
+  'dkg.order': { order: string }
 }
 
 /** Decoded response bodies. */
@@ -101,7 +118,21 @@ export interface ResponseBodies {
   'dkg.echo': { wrap: Uint8Array[], sign: Uint8Array[] }
   'dkg.round2': { wrap: Uint8Array, sign: Uint8Array }
   'dkg.result': { keySetId: string }
+  /** policyVersion 0 = no policy (bootstrap); head: this node's latest signed audit head. */
+  'policy.get': { policyVersion: number, policy?: string, head?: AuditHeadJson }
+  'policy.push': { policyVersion: number, accepted: boolean }
+  /** records: audit record lines (canonical JSON); lastSeq: the node's last record. */
+  'audit.read': { records: string[], lastSeq: number }
+  /** accepted: the node holds the order (now or before); otherwise code + detail say why not. */
+  'lifecycle.order': OrderReceipt
+  'dkg.order': OrderReceipt
 }
+
+/** Answer to a pushed lifecycle order (a refusal is an answer, so the admin sees the reason). */
+export interface OrderReceipt { accepted: boolean, code?: ErrorCode, detail: string }
+
+/** A signed audit chain head as carried in RPC (protocol/audit.ts SignedHead). */
+export interface AuditHeadJson { node: string, seq: number, prev: string, time: string, sig: string }
 
 /** A decoded request. */
 export interface DecodedRequest<O extends RpcOp = RpcOp> { op: O, id: string, ttlMs: number, body: RequestBodies[O] }
@@ -206,6 +237,45 @@ function wrapSign (f: string, b: unknown): { wrap: Uint8Array, sign: Uint8Array 
   return { wrap: b64(`${f}.wrap`, o.wrap, MAX_DKG_PACKAGE_LEN), sign: b64(`${f}.sign`, o.sign, MAX_DKG_PACKAGE_LEN) }
 }
 
+/** Caps of the policy/audit fields. */
+export const MAX_POLICY_TEXT = 1024 * 1024
+export const MAX_AUDIT_PAGE = 2000
+export const MAX_AUDIT_RECORD_TEXT = 8192
+export const MAX_APPROVALS = 64
+export const MAX_APPROVAL_TEXT = 2048
+/** One manifest per envelope at most (the frame cap bounds the total). */
+export const MAX_BATCH_MANIFESTS = MAX_BATCH
+/** A manifest JWS (protocol/jws.ts MAX_JWS_LEN is ~11 KiB). */
+export const MAX_JWS_TEXT = 16 * 1024
+
+function boundedText (field: string, v: unknown, max: number): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new BadInputError(field, `expected a string of 1..${max} characters`)
+  return v
+}
+
+function jwsText (field: string, v: unknown): string {
+  return astring(field, boundedText(field, v, MAX_JWS_TEXT), /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'a compact JWS')
+}
+
+function textList (field: string, v: unknown, max: number, itemMax: number): string[] {
+  return aarray(field, v, 1, max).map((x, i) => boundedText(`${field}[${i}]`, x, itemMax))
+}
+
+function optManifest (b: { manifest?: string, approvals?: string[] }): Json {
+  return { ...(b.manifest !== undefined ? { manifest: b.manifest } : {}), ...(b.approvals !== undefined ? { approvals: b.approvals } : {}) }
+}
+
+function auditHead (f: string, v: unknown): AuditHeadJson {
+  const o = aobj(f, v, ['node', 'seq', 'prev', 'time', 'sig'])
+  return {
+    node: astring(`${f}.node`, o.node, PEER_ID_RE, 'a base58btc PeerId'),
+    seq: aint(`${f}.seq`, o.seq, 1, Number.MAX_SAFE_INTEGER),
+    prev: astring(`${f}.prev`, o.prev, HEX64_RE, '64 lowercase hex characters'),
+    time: astring(`${f}.time`, o.time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/, 'an RFC 3339 UTC time'),
+    sig: astring(`${f}.sig`, o.sig, /^[A-Za-z0-9_-]{86}$/, 'a base64url Ed25519 signature')
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Per-operation schemas
 
@@ -216,6 +286,24 @@ interface Schema<O extends RpcOp> {
   encodeRes: (b: ResponseBodies[O]) => Json
 }
 type Schemas = { [O in RpcOp]: Schema<O> }
+
+/** Largest lifecycle order text (protocol/order.ts MAX_ORDER_LEN). */
+export const MAX_ORDER_TEXT = 64 * 1024
+
+function orderSchema<O extends 'lifecycle.order' | 'dkg.order'> (): Schema<O> {
+  return {
+    decodeReq: (f, b) => ({ order: boundedText(`${f}.order`, aobj(f, b, ['order']).order, MAX_ORDER_TEXT) }),
+    encodeReq: (b) => ({ order: b.order }),
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['accepted', 'detail'], ['code'])
+      if (typeof o.accepted !== 'boolean') throw new BadInputError(`${f}.accepted`, 'expected a boolean')
+      if (o.code !== undefined && !isErrorCode(o.code)) throw new BadInputError(`${f}.code`, 'unknown error code')
+      const detail = statusString(`${f}.detail`, o.detail, true)
+      return { accepted: o.accepted, ...(o.code !== undefined ? { code: o.code as ErrorCode } : {}), detail }
+    },
+    encodeRes: (b) => ({ accepted: b.accepted, ...(b.code !== undefined ? { code: b.code } : {}), detail: b.detail.slice(0, MAX_STATUS_STRING) })
+  }
+}
 
 const schemas: Schemas = {
   status: {
@@ -261,27 +349,37 @@ const schemas: Schemas = {
   },
   partial: {
     decodeReq: (f, b) => {
-      const o = aobj(f, b, ['epoch', 'envelope', 'recipient'])
+      const o = aobj(f, b, ['epoch', 'envelope', 'recipient'], ['manifest', 'approvals'])
       return {
         epoch: epochOf(`${f}.epoch`, o.epoch),
         envelope: b64(`${f}.envelope`, o.envelope, MAX_ENVELOPE_LEN),
-        recipient: b64(`${f}.recipient`, o.recipient, 32, 32)
+        recipient: b64(`${f}.recipient`, o.recipient, 32, 32),
+        ...(o.manifest !== undefined ? { manifest: jwsText(`${f}.manifest`, o.manifest) } : {}),
+        ...(o.approvals !== undefined ? { approvals: textList(`${f}.approvals`, o.approvals, MAX_APPROVALS, MAX_APPROVAL_TEXT) } : {})
       }
     },
-    encodeReq: (b) => ({ epoch: b.epoch, envelope: toB64u(b.envelope), recipient: toB64u(b.recipient) }),
+    encodeReq: (b) => ({ epoch: b.epoch, envelope: toB64u(b.envelope), recipient: toB64u(b.recipient), ...optManifest(b) }),
     decodeRes: (f, b) => ({ sealed: b64(`${f}.sealed`, aobj(f, b, ['sealed']).sealed, MAX_SEALED_LEN) }),
     encodeRes: (b) => ({ sealed: toB64u(b.sealed) })
   },
   'partial.batch': {
     decodeReq: (f, b) => {
-      const o = aobj(f, b, ['epoch', 'envelopes', 'recipient'])
+      const o = aobj(f, b, ['epoch', 'envelopes', 'recipient'], ['manifests', 'approvals'])
       return {
         epoch: epochOf(`${f}.epoch`, o.epoch),
         envelopes: b64list(`${f}.envelopes`, o.envelopes, 1, MAX_BATCH, MAX_ENVELOPE_LEN),
-        recipient: b64(`${f}.recipient`, o.recipient, 32, 32)
+        recipient: b64(`${f}.recipient`, o.recipient, 32, 32),
+        ...(o.manifests !== undefined ? { manifests: aarray(`${f}.manifests`, o.manifests, 1, MAX_BATCH_MANIFESTS).map((x, i) => jwsText(`${f}.manifests[${i}]`, x)) } : {}),
+        ...(o.approvals !== undefined ? { approvals: textList(`${f}.approvals`, o.approvals, MAX_APPROVALS, MAX_APPROVAL_TEXT) } : {})
       }
     },
-    encodeReq: (b) => ({ epoch: b.epoch, envelopes: b.envelopes.map(toB64u), recipient: toB64u(b.recipient) }),
+    encodeReq: (b) => ({
+      epoch: b.epoch,
+      envelopes: b.envelopes.map(toB64u),
+      recipient: toB64u(b.recipient),
+      ...(b.manifests !== undefined ? { manifests: b.manifests } : {}),
+      ...(b.approvals !== undefined ? { approvals: b.approvals } : {})
+    }),
     decodeRes: (f, b) => ({ sealed: b64(`${f}.sealed`, aobj(f, b, ['sealed']).sealed, MAX_SEALED_LEN) }),
     encodeRes: (b) => ({ sealed: toB64u(b.sealed) })
   },
@@ -337,8 +435,49 @@ const schemas: Schemas = {
     encodeReq: (b) => ({ session: b.session }),
     decodeRes: (f, b) => ({ keySetId: astring(`${f}.keySetId`, aobj(f, b, ['keySetId']).keySetId, HEX64_RE, '64 lowercase hex characters') }),
     encodeRes: (b) => ({ keySetId: b.keySetId })
-  }
+  },
+  'policy.get': {
+    decodeReq: (f, b) => ({ have: aint(`${f}.have`, aobj(f, b, ['have']).have, 0, Number.MAX_SAFE_INTEGER) }),
+    encodeReq: (b) => ({ have: b.have }),
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['policyVersion'], ['policy', 'head'])
+      return {
+        policyVersion: aint(`${f}.policyVersion`, o.policyVersion, 0, Number.MAX_SAFE_INTEGER),
+        ...(o.policy !== undefined ? { policy: boundedText(`${f}.policy`, o.policy, MAX_POLICY_TEXT) } : {}),
+        ...(o.head !== undefined ? { head: auditHead(`${f}.head`, o.head) } : {})
+      }
+    },
+    encodeRes: (b) => ({ policyVersion: b.policyVersion, ...(b.policy !== undefined ? { policy: b.policy } : {}), ...(b.head !== undefined ? { head: b.head } : {}) })
+  },
+  'policy.push': {
+    decodeReq: (f, b) => ({ policy: boundedText(`${f}.policy`, aobj(f, b, ['policy']).policy, MAX_POLICY_TEXT) }),
+    encodeReq: (b) => ({ policy: b.policy }),
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['policyVersion', 'accepted'])
+      if (typeof o.accepted !== 'boolean') throw new BadInputError(`${f}.accepted`, 'expected a boolean')
+      return { policyVersion: aint(`${f}.policyVersion`, o.policyVersion, 0, Number.MAX_SAFE_INTEGER), accepted: o.accepted }
+    },
+    encodeRes: (b) => ({ policyVersion: b.policyVersion, accepted: b.accepted })
+  },
+  'audit.read': {
+    decodeReq: (f, b) => {
+      const o = aobj(f, b, ['from', 'limit'])
+      return { from: aint(`${f}.from`, o.from, 1, Number.MAX_SAFE_INTEGER), limit: aint(`${f}.limit`, o.limit, 1, MAX_AUDIT_PAGE) }
+    },
+    encodeReq: (b) => ({ from: b.from, limit: b.limit }),
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['records', 'lastSeq'])
+      return {
+        records: aarray(`${f}.records`, o.records, 0, MAX_AUDIT_PAGE).map((x, i) => boundedText(`${f}.records[${i}]`, x, MAX_AUDIT_RECORD_TEXT)),
+        lastSeq: aint(`${f}.lastSeq`, o.lastSeq, 0, Number.MAX_SAFE_INTEGER)
+      }
+    },
+    encodeRes: (b) => ({ records: b.records, lastSeq: b.lastSeq })
+  },
+  'lifecycle.order': orderSchema<'lifecycle.order'>(),
+  'dkg.order': orderSchema<'dkg.order'>()
 }
+
 
 // ---------------------------------------------------------------------------------------------
 // Frame codec

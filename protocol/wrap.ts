@@ -1,6 +1,6 @@
 /**
  * Wrap (anyone holding the public key set, no network) and envelope validity checks
- * (docs/protocol/03-threshold-encryption.md §3.3–§3.5).
+ * (docs/PROTOCOL.md §3.3–§3.5).
  *
  *   r, w random;  R = r·B;  Z = r·X;  W = w·B
  *   header = "KMEV" ‖ u8 1 ‖ var16(label) ‖ enc(R)

@@ -1,6 +1,6 @@
 /**
  * `dkg.round1`, `dkg.echo`, `dkg.round2`, `dkg.result`: the serving side of the pull-based DKG
- * ceremony (node/dkg-ceremony.ts, docs/protocol/06-dkg-ceremony.md).
+ * ceremony (node/dkg-ceremony.ts, docs/PROTOCOL.md).
  *
  * Node-to-node only: the RPC server already refuses clients (NODE_ONLY_OPS); these handlers check
  * again (defence in depth) and need the caller's node index, because `dkg.round2` hands each
@@ -14,6 +14,7 @@ import { ErrorCode, KeymeshError, NotAuthorizedError } from '../../protocol/erro
 import { dkgSessionId, parseDkgSession } from '../../protocol/rpc.ts'
 import type { RpcOp } from '../../protocol/rpc.ts'
 import { ceremonyOf } from '../dkg-ceremony.ts'
+import { committedAttempt } from '../lifecycle/manager.ts'
 import type { DkgCeremony } from '../dkg-ceremony.ts'
 import type { Caller, Handler, NodeContext } from '../context.ts'
 
@@ -33,7 +34,10 @@ async function resolve (ctx: NodeContext, session: string, op: RpcOp): Promise<D
   if (c !== undefined && c.session === session) return c
   const { epoch, attempt } = parseDkgSession(session)
   const id = await ctx.store.getKeySetId(epoch)
-  if (id !== undefined && session === dkgSessionId(epoch, 0) && c === undefined) {
+  // A committed epoch keeps answering the result of the session that committed it (attempt 0, or
+  // the attempt of a rotation retry: node/lifecycle/manager.ts) while this node runs a later
+  // epoch's ceremony or after a restart, so a node still confirming that epoch is not stranded.
+  if (id !== undefined && (c === undefined || c.epoch !== epoch) && session === dkgSessionId(epoch, await committedAttempt(ctx, epoch))) {
     if (op === 'dkg.result') return { keySetId: id }
     throw new KeymeshError(ErrorCode.NOT_FOUND, `dkg: session ${session} is complete; only its result is served`)
   }

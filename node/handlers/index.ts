@@ -12,7 +12,9 @@ import { statusHandler } from './status.ts'
 import { keysetGetHandler } from './keyset.ts'
 import { partialBatchHandler, partialHandler } from './partial.ts'
 import { frostCommitHandler, frostSignHandler } from './frost.ts'
+import { auditReadHandler, policyGetHandler, policyPushHandler } from './policy.ts'
 import { dkgEchoHandler, dkgResultHandler, dkgRound1Handler, dkgRound2Handler } from './dkg.ts'
+import { dkgOrderHandler, lifecycleOrderHandler, retiredGuard } from './lifecycle.ts'
 
 /** Handlers by operation. */
 export type HandlerTable = Partial<{ [O in RpcOp]: Handler<O> }>
@@ -21,12 +23,17 @@ export type HandlerTable = Partial<{ [O in RpcOp]: Handler<O> }>
 export const handlers: HandlerTable = {
   status: statusHandler,
   'keyset.get': keysetGetHandler,
-  partial: partialHandler,
-  'partial.batch': partialBatchHandler,
-  'frost.commit': frostCommitHandler,
-  'frost.sign': frostSignHandler,
+  partial: retiredGuard(partialHandler),
+  'partial.batch': retiredGuard(partialBatchHandler),
+  'frost.commit': retiredGuard(frostCommitHandler),
+  'frost.sign': retiredGuard(frostSignHandler),
   'dkg.round1': dkgRound1Handler,
   'dkg.echo': dkgEchoHandler,
   'dkg.round2': dkgRound2Handler,
-  'dkg.result': dkgResultHandler
+  'dkg.result': dkgResultHandler,
+  'policy.get': policyGetHandler,
+  'policy.push': policyPushHandler,
+  'audit.read': auditReadHandler,
+  'lifecycle.order': lifecycleOrderHandler,
+  'dkg.order': dkgOrderHandler
 }

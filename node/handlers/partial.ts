@@ -1,6 +1,6 @@
 /**
  * `partial` and `partial.batch`: a node's partial unwrap of envelopes, DLEQ-proven and sealed to
- * the recipient (brief §2.2–2.4; docs/protocol/03-threshold-encryption.md §4–5).
+ * the recipient (brief §2.2–2.4; docs/PROTOCOL.md §4–5).
  *
  * Order of checks, each before any use of the share:
  *   1. strict envelope decoding (BAD_INPUT naming the field);
@@ -74,11 +74,20 @@ function corrupt<P extends Partial | BatchPartial> (p: P): P {
 export const partialHandler: Handler<'partial'> = async (ctx, body, caller, signal) => {
   const e = decodeForEpoch(ctx, 'envelope', body.envelope, body.epoch)
   const { ks, share } = await epochKeys(ctx, body.epoch, 'wrap')
-  await authorize(ctx, caller, { op: 'partial', label: e.label })
+  // Computed once (it re-encodes the envelope and hashes it) for the decision and the seal.
+  const ids = [envelopeId(e)]
+  await authorize(ctx, caller, {
+    op: 'partial',
+    label: e.label,
+    recipient: body.recipient,
+    envelopeIds: ids,
+    ...(body.manifest !== undefined ? { manifests: [body.manifest] } : {}),
+    ...(body.approvals !== undefined ? { approvals: body.approvals } : {})
+  })
   checkDeadline(signal)
   let p = computePartial(share, ks, e)
   if (faultsOf(ctx)?.corruptPartial === true) p = corrupt(p)
-  return { sealed: sealPartial(p, ks, [envelopeId(e)], body.recipient) }
+  return { sealed: sealPartial(p, ks, ids, body.recipient) }
 }
 
 /**
@@ -90,16 +99,28 @@ export const partialBatchHandler: Handler<'partial.batch'> = async (ctx, body, c
   if (body.envelopes.length === 0 || body.envelopes.length > MAX_BATCH) throw new BadInputError('envelopes', `expected 1..${MAX_BATCH} envelopes`)
   const es = body.envelopes.map((b, j) => decodeForEpoch(ctx, `envelopes[${j}]`, b, body.epoch))
   const { ks, share } = await epochKeys(ctx, body.epoch, 'wrap')
-  // One decision per distinct label (a batch usually shares one release context).
-  const seen = new Set<string>()
-  for (const e of es) {
+  // One decision per distinct label (a batch usually shares one release context), covering the
+  // ids of every envelope with that label.
+  const groups = new Map<string, { label: Envelope['label'], ids: Uint8Array[] }>()
+  const ids = es.map(envelopeId)
+  for (const [j, e] of es.entries()) {
     const key = toHex(encodeLabel(e.label))
-    if (seen.has(key)) continue
-    seen.add(key)
-    await authorize(ctx, caller, { op: 'partial.batch', label: e.label })
+    const g = groups.get(key) ?? { label: e.label, ids: [] }
+    g.ids.push(ids[j] as Uint8Array)
+    groups.set(key, g)
+  }
+  for (const g of groups.values()) {
+    await authorize(ctx, caller, {
+      op: 'partial.batch',
+      label: g.label,
+      recipient: body.recipient,
+      envelopeIds: g.ids,
+      ...(body.manifests !== undefined ? { manifests: body.manifests } : {}),
+      ...(body.approvals !== undefined ? { approvals: body.approvals } : {})
+    })
   }
   checkDeadline(signal)
   let p = computeBatchPartial(share, ks, es)
   if (faultsOf(ctx)?.corruptPartial === true) p = corrupt(p)
-  return { sealed: sealPartial(p, ks, es.map(envelopeId), body.recipient) }
+  return { sealed: sealPartial(p, ks, ids, body.recipient) }
 }

@@ -22,7 +22,12 @@ const REQUESTS: { [O in RpcOp]: RequestBodies[O] } = {
   'dkg.round1': { session: 'e1-a0' },
   'dkg.echo': { session: 'e1-a0' },
   'dkg.round2': { session: 'e2-a13' },
-  'dkg.result': { session: 'e1-a0' }
+  'dkg.result': { session: 'e1-a0' },
+  'policy.get': { have: 0 },
+  'policy.push': { policy: '{"policy":{},"signatures":[]}' },
+  'audit.read': { from: 1, limit: 100 },
+  'lifecycle.order': { order: '{"order":{},"signatures":[]}' },
+  'dkg.order': { order: '{"order":{},"signatures":[]}' }
 }
 
 const RESPONSES: { [O in RpcOp]: ResponseBodies[O] } = {
@@ -35,7 +40,12 @@ const RESPONSES: { [O in RpcOp]: ResponseBodies[O] } = {
   'dkg.round1': { wrap: b(200), sign: b(200, 3) },
   'dkg.echo': { wrap: [b(32), b(32, 1)], sign: [b(32, 2), b(32, 3)] },
   'dkg.round2': { wrap: b(40), sign: b(40, 1) },
-  'dkg.result': { keySetId: 'f'.repeat(64) }
+  'dkg.result': { keySetId: 'f'.repeat(64) },
+  'policy.get': { policyVersion: 3, policy: '{}', head: { node: '12D3KooWNH5pb2TkQBssPgWH78MJXwMdJ5d9MbhqXzy7f8dU6rdg', seq: 4, prev: 'a'.repeat(64), time: '2026-01-01T00:00:00.000Z', sig: 'A'.repeat(86) } },
+  'policy.push': { policyVersion: 3, accepted: true },
+  'audit.read': { records: ['{"seq":1}'], lastSeq: 1 },
+  'lifecycle.order': { accepted: true, detail: 'rotation to epoch 2 started' },
+  'dkg.order': { accepted: false, code: 'VERIFICATION_FAILED', detail: 'order: 1 valid admin signature(s), the cluster file requires 2' }
 }
 
 function frame (o: unknown): Uint8Array { return te.encode(JSON.stringify(o)) }

@@ -1,5 +1,5 @@
 /**
- * Known-answer vectors for the artifact STREAM format (docs/protocol/07-artifact.md).
+ * Known-answer vectors for the artifact STREAM format (docs/PROTOCOL.md).
  * Fixed release key and salt (via the test-only artifactEncryptorWithSalt), chunk size 4096 so
  * multi-chunk cases stay small. Negative cases are built from the valid ones and must be rejected
  * with the stated error code.

@@ -1,4 +1,4 @@
-/** Known-answer vectors for the bundle format (docs/protocol/03-threshold-encryption.md §7). */
+/** Known-answer vectors for the bundle format (docs/PROTOCOL.md §7). */
 import { encodeKeySet, keySetId } from '../../../protocol/keyset.ts'
 import { envelopeId } from '../../../protocol/envelope.ts'
 import { wrapWithRandomness } from '../../../protocol/wrap.ts'

@@ -1,5 +1,5 @@
 /**
- * Known-answer vectors for the DKG ceremony's own formats (docs/protocol/06-dkg-ceremony.md):
+ * Known-answer vectors for the DKG ceremony's own formats (docs/PROTOCOL.md):
  * the transcript-digest context (§6.2) with the digests it produces, and the progress record
  * "KMDP" (§6.4), built from a fixed-seed DKG (generators/dkg.ts `seededDkg`). Negative cases must
  * be rejected with the stated error code.
@@ -101,7 +101,7 @@ export function generate (): Record<string, unknown> {
   return {
     format: 'dkg-progress',
     version: 1,
-    description: 'DKG ceremony: transcript-digest context (§6.2) and the secret progress record "KMDP" (§6.4) of docs/protocol/06-dkg-ceremony.md. Seeds: keymesh/vectors/dkg-progress/{wrap,sign}, k=2, n=3, cluster ' + CLUSTER + '.',
+    description: 'DKG ceremony: transcript-digest context (§6.2) and the secret progress record "KMDP" (§6.4) of docs/PROTOCOL.md. Seeds: keymesh/vectors/dkg-progress/{wrap,sign}, k=2, n=3, cluster ' + CLUSTER + '.',
     cases
   }
 }

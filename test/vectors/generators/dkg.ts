@@ -1,5 +1,5 @@
 /**
- * Known-answer vectors for the DKG packages (docs/protocol/04-keys-and-signatures.md §4.2).
+ * Known-answer vectors for the DKG packages (docs/PROTOCOL.md §4.2).
  * Every participant's randomness comes from a fixed-seed SHA-512 counter DRBG (`drbg`), fed to
  * the test-only `dkgStartWithRng`, so round-1/round-2 bytes, the (secret) state encoding, the
  * final shares and the group key are all reproducible. Negative cases must be rejected with the
@@ -87,5 +87,5 @@ export function generate (): unknown {
     { name: 'round-1 package with identity commitment', valid: false, decodeRound1: toHex(concat(r1[0]!.subarray(0, 7), IDENTITY_ENC, r1[0]!.subarray(39))), error: 'BAD_INPUT' },
     { name: 'round-1 package version 2', valid: false, decodeRound1: toHex(concat(r1[0]!.subarray(0, 4), new Uint8Array([2]), r1[0]!.subarray(5))), error: 'UNSUPPORTED_VERSION' }
   )
-  return { format: 'dkg', version: 1, description: 'DKG round-1/round-2 packages, secret state encoding, transcript digests and outputs from fixed seeds (docs/protocol/04-keys-and-signatures.md §4.2)', cases }
+  return { format: 'dkg', version: 1, description: 'DKG round-1/round-2 packages, secret state encoding, transcript digests and outputs from fixed seeds (docs/PROTOCOL.md §4.2)', cases }
 }

@@ -1,4 +1,4 @@
-/** Known-answer vectors for the Chaum–Pedersen DLEQ proofs (docs/protocol/03-threshold-encryption.md §4.2–§4.3). */
+/** Known-answer vectors for the Chaum–Pedersen DLEQ proofs (docs/PROTOCOL.md §4.2–§4.3). */
 import { dleqBatchProve, dleqProve, encodeDleqProof } from '../../../protocol/dleq.ts'
 import { BASE, encodePoint, encodeScalar, mod } from '../../../protocol/group.ts'
 import { toHex } from '../../../protocol/bytes.ts'

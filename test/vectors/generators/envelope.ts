@@ -1,5 +1,5 @@
 /**
- * Known-answer vectors for wrap and the envelope format (docs/protocol/03-threshold-encryption.md
+ * Known-answer vectors for wrap and the envelope format (docs/PROTOCOL.md
  * §3): fixed key set, label, data key and the 64-byte random inputs for r and w.
  */
 import { encodeKeySet, wrapKey } from '../../../protocol/keyset.ts'
@@ -76,7 +76,7 @@ export function generate (): unknown {
   return {
     format: 'envelope',
     version: 1,
-    description: 'wrap (docs/protocol/03-threshold-encryption.md §3): r = LE(rBytes) mod L, w = LE(wBytes) mod L; R = r·B; Z = r·X; KEK = HKDF-SHA256(enc(Z), enc(R)‖enc(X), "keymesh/v1/wrap/kdf"‖SHA-256(header)); ciphertext = AES-256-GCM(KEK, 0^12, dataKey, aad=header); c = hashToScalar("keymesh/v1/wrap/pok", enc(X), header, enc(W), ciphertext); s = w + c·r. Invalid cases: decode (or dearmor) then verifyEnvelope must fail with `error` (and `field`).',
+    description: 'wrap (docs/PROTOCOL.md §3): r = LE(rBytes) mod L, w = LE(wBytes) mod L; R = r·B; Z = r·X; KEK = HKDF-SHA256(enc(Z), enc(R)‖enc(X), "keymesh/v1/wrap/kdf"‖SHA-256(header)); ciphertext = AES-256-GCM(KEK, 0^12, dataKey, aad=header); c = hashToScalar("keymesh/v1/wrap/pok", enc(X), header, enc(W), ciphertext); s = w + c·r. Invalid cases: decode (or dearmor) then verifyEnvelope must fail with `error` (and `field`).',
     cases
   }
 }

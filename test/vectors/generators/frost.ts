@@ -1,5 +1,5 @@
 /**
- * Known-answer vectors for FROST signing (docs/protocol/04-keys-and-signatures.md §4.3).
+ * Known-answer vectors for FROST signing (docs/PROTOCOL.md §4.3).
  *
  * 1. RFC 9591 Appendix E.1, FROST(Ed25519, SHA-512): the values below are copied from the RFC
  *    (group secret/public key, polynomial coefficient, shares, nonce randomness, nonces,
@@ -102,5 +102,5 @@ export function generate (): unknown {
   cases.push({ name: 'commitment with identity hiding point', valid: false, decodeCommitment: c0.slice(0, 2) + ident + c0.slice(66), error: 'BAD_INPUT' })
   cases.push({ name: 'commitment with index 0', valid: false, decodeCommitment: '00' + c0.slice(2), error: 'BAD_INPUT' })
   cases.push({ name: 'commitment list not ascending', valid: false, decodeCommitmentList: toHex(concat(new Uint8Array([2]), Buffer.from(good.commitments[1]!, 'hex'), Buffer.from(good.commitments[0]!, 'hex'))), error: 'BAD_INPUT' })
-  return { format: 'frost', version: 1, description: 'FROST(Ed25519, SHA-512) signing: RFC 9591 Appendix E.1 through the keymesh wrapper, keymesh 3-of-5 sessions, codecs and blame (docs/protocol/04-keys-and-signatures.md §4.3)', cases }
+  return { format: 'frost', version: 1, description: 'FROST(Ed25519, SHA-512) signing: RFC 9591 Appendix E.1 through the keymesh wrapper, keymesh 3-of-5 sessions, codecs and blame (docs/PROTOCOL.md §4.3)', cases }
 }

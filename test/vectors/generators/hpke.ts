@@ -1,5 +1,5 @@
 /**
- * Known-answer vectors for HPKE base mode (docs/protocol/03-threshold-encryption.md §5): RFC 9180
+ * Known-answer vectors for HPKE base mode (docs/PROTOCOL.md §5): RFC 9180
  * Appendix A.1.1 (AES-128-GCM) verbatim, plus keymesh's suite (AES-256-GCM) from fixed keys.
  */
 import { HPKE_AEAD_AES_128_GCM, HPKE_AEAD_AES_256_GCM, hpkeSealWithEphemeral, recipientPublicKey } from '../../../protocol/hpke.ts'

@@ -1,5 +1,5 @@
 /**
- * Known-answer vectors for the client identity file (docs/protocol/08-release-and-bundle-layout.md
+ * Known-answer vectors for the client identity file (docs/PROTOCOL.md
  * §8.1): fixed seeds → file JSON → PeerId and recipient public key; plus files that must be
  * rejected (field named).
  */

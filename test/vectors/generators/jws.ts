@@ -1,6 +1,6 @@
 /**
  * Known-answer vectors for the manifest JWS (RFC 7515 compact, alg EdDSA) and the JWKS
- * (docs/protocol/04-keys-and-signatures.md §4.5). The signature is a FROST aggregate from the
+ * (docs/PROTOCOL.md §4.5). The signature is a FROST aggregate from the
  * seeded 3-of-5 key set of generators/frost.ts with seeded nonces, so the compact JWS is fixed.
  * Invalid cases are compact strings verifyJws must reject with the stated error code.
  */
@@ -44,5 +44,5 @@ export function generate (): unknown {
     ['empty signature', `${h}.${p}.`, 'BAD_INPUT']
   ]
   for (const [name, c, error] of bad) cases.push({ name, valid: false, compact: c, jwks, error })
-  return { format: 'jws', version: 1, description: 'Manifest JWS (compact, EdDSA, FROST-made) and JWKS (docs/protocol/04-keys-and-signatures.md §4.5)', cases }
+  return { format: 'jws', version: 1, description: 'Manifest JWS (compact, EdDSA, FROST-made) and JWKS (docs/PROTOCOL.md §4.5)', cases }
 }

@@ -1,6 +1,6 @@
 /**
  * Known-answer vectors for the KeySet binary and JSON forms and keySetId
- * (docs/protocol/04-keys-and-signatures.md §4.1). The keys come from seeded DKG runs
+ * (docs/PROTOCOL.md §4.1). The keys come from seeded DKG runs
  * (generators/dkg.ts), one for the wrap key and one for the sign key. Negative cases are
  * encodings that decodeKeySet must reject with the stated error code.
  */
@@ -56,5 +56,5 @@ export function generate (): unknown {
     ['trailing byte', toHex(concat(enc, new Uint8Array([0]))), 'BAD_INPUT']
   ]
   for (const [name, encoding, error] of bad) cases.push({ name, valid: false, encoding, error })
-  return { format: 'keyset', version: 1, description: 'KeySet binary encoding ("KMKS" v1), JSON form and keySetId (docs/protocol/04-keys-and-signatures.md §4.1)', cases }
+  return { format: 'keyset', version: 1, description: 'KeySet binary encoding ("KMKS" v1), JSON form and keySetId (docs/PROTOCOL.md §4.1)', cases }
 }

@@ -1,4 +1,4 @@
-/** Known-answer vectors for the label encoding (docs/protocol/03-threshold-encryption.md §3.1). */
+/** Known-answer vectors for the label encoding (docs/PROTOCOL.md §3.1). */
 import { encodeLabel } from '../../../protocol/label.ts'
 import type { Label } from '../../../protocol/label.ts'
 import { toHex } from '../../../protocol/bytes.ts'

@@ -1,6 +1,6 @@
 /**
  * Known-answer vectors for the release manifest canonical bytes (RFC 8785;
- * docs/protocol/04-keys-and-signatures.md §4.4). Valid cases give the manifest as JSON and the
+ * docs/PROTOCOL.md §4.4). Valid cases give the manifest as JSON and the
  * exact canonical bytes; invalid cases are byte strings parseManifest must reject.
  */
 import { toHex, utf8 } from '../../../protocol/bytes.ts'
@@ -56,5 +56,5 @@ export function generate (): unknown {
   ]
   for (const [name, s, error] of bad) cases.push({ name, valid: false, bytes: toHex(utf8(s)), error })
   cases.push({ name: 'invalid UTF-8', valid: false, bytes: toHex(utf8(canon)).replace(toHex(utf8('ü')), 'c3'), error: 'BAD_INPUT' })
-  return { format: 'manifest', version: 1, description: 'Release manifest v1 and its RFC 8785 canonical bytes (docs/protocol/04-keys-and-signatures.md §4.4)', cases }
+  return { format: 'manifest', version: 1, description: 'Release manifest v1 and its RFC 8785 canonical bytes (docs/PROTOCOL.md §4.4)', cases }
 }

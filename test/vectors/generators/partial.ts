@@ -1,6 +1,6 @@
 /**
  * Known-answer vectors for node partials, their sealing to a recipient and combining
- * (docs/protocol/03-threshold-encryption.md §4–§6).
+ * (docs/PROTOCOL.md §4–§6).
  */
 import { encodeKeySet } from '../../../protocol/keyset.ts'
 import { encodeEnvelope, envelopeId } from '../../../protocol/envelope.ts'

@@ -1,5 +1,5 @@
 /**
- * Known-answer vectors for the offline recovery kit (docs/protocol/10-lifecycle.md §10.4).
+ * Known-answer vectors for the offline recovery kit (docs/PROTOCOL.md §10.4).
  *
  * shamir-secret-sharing draws its randomness internally, so the vectors use `gf256Split`, a
  * deterministic split over the same field (GF(2^8) mod x^8+x^4+x^3+x+1) and the same piece layout
@@ -103,7 +103,7 @@ export async function generate (): Promise<unknown> {
   return {
     format: 'recovery',
     version: 1,
-    description: 'Offline recovery kit (docs/protocol/10-lifecycle.md §10.4): KMRP pieces (binary and armored), KMRO opened pieces, kit digest, restore; deterministic split in shamir-secret-sharing layout. Negative cases must fail with the stated error code.',
+    description: 'Offline recovery kit (docs/PROTOCOL.md §10.4): KMRP pieces (binary and armored), KMRO opened pieces, kit digest, restore; deterministic split in shamir-secret-sharing layout. Negative cases must fail with the stated error code.',
     cases: [
       a,
       b,

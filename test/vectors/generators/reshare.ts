@@ -1,5 +1,5 @@
 /**
- * Known-answer vectors for resharing (docs/protocol/10-lifecycle.md §10.2) and, in the same file,
+ * Known-answer vectors for resharing (docs/PROTOCOL.md §10.2) and, in the same file,
  * the in-process helpers the lifecycle tests use: a seeded trusted dealer for an old key and
  * whole-cluster simulations of reshare and refresh (every party in one process).
  *
@@ -167,7 +167,7 @@ export function generate (): unknown {
   return {
     format: 'reshare',
     version: 1,
-    description: 'Resharing to a new membership/threshold with the same group key (docs/protocol/10-lifecycle.md §10.2): KMRD dealings, KMRS sub-share packages, new shares and public key, from fixed seeds. Negative cases must fail with the stated error code and blame.',
+    description: 'Resharing to a new membership/threshold with the same group key (docs/PROTOCOL.md §10.2): KMRD dealings, KMRS sub-share packages, new shares and public key, from fixed seeds. Negative cases must fail with the stated error code and blame.',
     cases
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Known-answer vectors for RPC frames (docs/protocol/05-rpc-and-cluster-file.md): request and
+ * Known-answer vectors for RPC frames (docs/PROTOCOL.md): request and
  * response frames of several operations with their exact bytes on the wire (unsigned-varint length
  * prefix ‖ UTF-8 JSON), and invalid frames that must be rejected naming a field.
  */

@@ -1,0 +1,234 @@
+/**
+ * The node side of the key lifecycle (docs/PROTOCOL.md, docs/LIFECYCLE.md):
+ * accepting admin-signed orders, spreading them to the other nodes, running the ceremony they
+ * ask for, and enforcing epoch retirement.
+ *
+ * Implemented: `rotate` — a fresh DKG for epoch e+1 with the same members and threshold, run by
+ * the existing pull-based ceremony (node/dkg-ceremony.ts, session `e<e+1>-a<attempt>`), committed
+ * with store.commitEpoch (older epochs and their shares are KEPT, so envelopes of every epoch keep
+ * unwrapping; keyset.get without an epoch returns the newest). An optional `minDecryptionEpoch`
+ * takes effect only after the new epoch has committed on this node: from then on partials and
+ * FROST signing for older epochs are refused (`retiredGuard`).
+ *
+ * Not implemented (orders are refused with a clear reason): `refresh`, `reshare`.
+ *
+ * Order acceptance (`acceptOrder`), in this order, each refusal changing nothing:
+ *   1. structure and ≥ adminThreshold valid admin signatures (protocol/order.ts);
+ *   2. the op is supported;
+ *   3. freshness: issuedAt not more than ORDER_MAX_SKEW_MS in the future, not older than ORDER_MAX_AGE_MS;
+ *   4. replay: the nonce was never accepted before (DATA/lifecycle.json `seen`);
+ *   5. applicability: this node has a committed epoch e, the order's target epoch is e+1, and no
+ *      other order is pending;
+ *   6. persist {pending: order, seen += nonce} atomically, THEN start the ceremony and the spreading.
+ * The same order arriving again while it is pending answers accepted (idempotent relay).
+ *
+ * Spreading: the accepting node relays the signed order to every other node with `dkg.order`
+ * (retrying with backoff until each answers); every node that accepts relays it too. The ceremony
+ * itself is pull-based: nodes that have not got the order yet answer NOT_FOUND, which pollers retry.
+ *
+ * Secrets: none here; the ceremony owns its secrets (see node/dkg-ceremony.ts).
+ */
+import { ErrorCode, KeymeshError, errorCode } from '../../protocol/errors.ts'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { encodeSignedOrder, orderSigningBytes, parseSignedOrder, verifySignedOrder } from '../../protocol/order.ts'
+import type { Order } from '../../protocol/order.ts'
+import type { OrderReceipt } from '../../protocol/rpc.ts'
+import { DkgCeremony, dkgEnvFromContext, runCeremony } from '../dkg-ceremony.ts'
+import type { NodeContext } from '../context.ts'
+import { readLifecycleState, writeLifecycleState } from './state.ts'
+import type { LifecycleState } from './state.ts'
+
+/** An order may be issued at most this far in the future (clock skew between admin and node). */
+export const ORDER_MAX_SKEW_MS = 5 * 60_000
+/** An order older than this is refused as stale. */
+export const ORDER_MAX_AGE_MS = 24 * 3_600_000
+/** Backoff range of the order relay (ms). */
+const RELAY_BACKOFF_MIN_MS = 250
+const RELAY_BACKOFF_MAX_MS = 5_000
+const RELAY_TTL_MS = 3_000
+
+interface Manager {
+  state: LifecycleState
+  /** Serialises order handling and state writes. */
+  lock: Promise<unknown>
+  /** The order being executed (verified), if any. */
+  running?: { order: Order, text: string, done: Promise<void>, stop: AbortController }
+}
+
+const managers = new WeakMap<NodeContext, Promise<Manager>>()
+
+async function managerOf (ctx: NodeContext): Promise<Manager> {
+  let m = managers.get(ctx)
+  if (m === undefined) {
+    m = readLifecycleState(ctx.config.dataDir).then(state => ({ state, lock: Promise.resolve() }))
+    managers.set(ctx, m)
+    // A failed read must not poison the cache forever (e.g. a transient EMFILE).
+    m.catch(() => { managers.delete(ctx) })
+  }
+  return await m
+}
+
+async function locked<T> (m: Manager, fn: () => Promise<T>): Promise<T> {
+  const run = m.lock.then(fn, fn)
+  m.lock = run.catch(() => {})
+  return await run
+}
+
+function refuse (code: ErrorCode, detail: string): OrderReceipt { return { accepted: false, code, detail: detail.slice(0, 240) } }
+
+/**
+ * The lowest epoch this node still decrypts/signs for (0 = none retired). Throws
+ * KeymeshError(INTERNAL) when the lifecycle state file is corrupt.
+ */
+export async function minDecryptionEpoch (ctx: NodeContext): Promise<number> {
+  return (await managerOf(ctx)).state.minDecryptionEpoch
+}
+
+/**
+ * The DKG attempt that committed `epoch` on this node (0 unless a rotation retry committed it).
+ * Used by the dkg.* handlers to keep serving the result of the committing session. Throws
+ * KeymeshError(INTERNAL) when the lifecycle state file is corrupt.
+ */
+export async function committedAttempt (ctx: NodeContext, epoch: number): Promise<number> {
+  if (epoch === 1) return 0
+  return (await managerOf(ctx)).state.committedAttempts[String(epoch)] ?? 0
+}
+
+/**
+ * Handles a pushed signed order (from an admin's client or relayed by a node). Never throws for a
+ * bad order: refusals are answered `{accepted:false, code, detail}` so the admin sees the reason.
+ * Throws KeymeshError(INTERNAL) only when the state file cannot be read or written.
+ */
+export async function acceptOrder (ctx: NodeContext, text: string): Promise<OrderReceipt> {
+  const r = await decideOrder(ctx, text)
+  // Refusals are logged here (the audit record of the request says only that it was handled).
+  if (!r.accepted) ctx.log.warn('lifecycle order refused', { code: r.code ?? null, detail: r.detail })
+  return r
+}
+
+async function decideOrder (ctx: NodeContext, text: string): Promise<OrderReceipt> {
+  let order: Order
+  try {
+    order = verifySignedOrder(parseSignedOrder(text), ctx.cluster)
+  } catch (e) {
+    return refuse(errorCode(e), e instanceof Error ? e.message : 'invalid order')
+  }
+  const m = await managerOf(ctx)
+  return await locked(m, async () => {
+    if (m.running?.order.nonce === order.nonce) return { accepted: true, detail: `order ${order.nonce.slice(0, 8)} is already running (${order.op} to epoch ${order.epoch})` }
+    if (order.op !== 'rotate') return refuse(ErrorCode.BAD_INPUT, `order op "${order.op}" is not supported by this node version (only rotate)`)
+    const now = Date.now()
+    const issued = Date.parse(order.issuedAt)
+    if (issued > now + ORDER_MAX_SKEW_MS) return refuse(ErrorCode.BAD_INPUT, `order issuedAt ${order.issuedAt} is in the future (node clock ${new Date(now).toISOString()})`)
+    if (issued < now - ORDER_MAX_AGE_MS) return refuse(ErrorCode.BAD_INPUT, `order issuedAt ${order.issuedAt} is older than ${ORDER_MAX_AGE_MS / 3_600_000} h (stale); issue a new order`)
+    if (m.state.seen.includes(order.nonce)) {
+      const done = (await ctx.store.getKeySetId(order.epoch)) !== undefined
+      return refuse(ErrorCode.CONFLICT, `order ${order.nonce.slice(0, 8)} was already accepted${done ? ` and epoch ${order.epoch} is committed` : ''}; a replayed order is refused`)
+    }
+    const cur = await ctx.store.currentEpoch()
+    if (cur === undefined) return refuse(ErrorCode.UNAVAILABLE, 'this node has no committed key set yet (initial DKG not finished)')
+    if (order.epoch !== cur + 1) return refuse(ErrorCode.CONFLICT, `order targets epoch ${order.epoch}, but this node's current epoch is ${cur} (expected ${cur + 1})`)
+    if (m.state.pending !== null || m.running !== undefined) return refuse(ErrorCode.CONFLICT, 'another lifecycle order is still in progress on this node')
+    const canonical = encodeSignedOrder(parseSignedOrder(text))
+    const next: LifecycleState = { ...m.state, seen: [...m.state.seen, order.nonce], pending: canonical }
+    try { await writeLifecycleState(ctx.config.dataDir, next) } catch (e) {
+      throw new KeymeshError(ErrorCode.INTERNAL, `cannot persist the lifecycle state: ${(e as NodeJS.ErrnoException).code ?? 'error'}`)
+    }
+    m.state = next
+    ctx.log.info('lifecycle order accepted', { op: order.op, epoch: order.epoch, nonce: order.nonce, minDecryptionEpoch: order.params.minDecryptionEpoch ?? null })
+    start(ctx, m, order, canonical)
+    return { accepted: true, detail: `${order.op} to epoch ${order.epoch} started (session e${order.epoch}-a${order.params.attempt ?? 0})` }
+  })
+}
+
+/**
+ * SHA-256 of the order's signing bytes (tag ‖ 0x00 ‖ canonical order, signatures excluded): binds
+ * the rotation's DKG transcript to the order, so conflicting orders for one session cannot
+ * complete together (§11.3). Throws BadInputError for an invalid order (cannot happen: verified).
+ */
+export function orderDigest (order: Order): Uint8Array { return sha256(orderSigningBytes(order)) }
+
+/** Starts the ceremony of an accepted order and the relay (background). Never throws. */
+function start (ctx: NodeContext, m: Manager, order: Order, text: string): void {
+  const stop = new AbortController()
+  const signal = AbortSignal.any([stop.signal, ctx.shutdownSignal])
+  const done = (async () => {
+    const relay = relayOrder(ctx, text, signal)
+    const c = new DkgCeremony(dkgEnvFromContext(ctx), order.epoch, order.params.attempt ?? 0, orderDigest(order))
+    const t0 = Date.now()
+    await runCeremony(ctx, c)
+    stop.abort()
+    await relay
+    if (ctx.shutdownSignal.aborted && c.state.state !== 'done') return // resumes after a restart
+    await locked(m, async () => { await finish(ctx, m, order, c.state.state === 'done', Date.now() - t0) })
+  })().catch((e: unknown) => { ctx.log.error('lifecycle order failed', { op: order.op, epoch: order.epoch, code: errorCode(e) }) })
+  m.running = { order, text, done, stop }
+}
+
+/** Ends an order: applies retirement after a commit, clears `pending`. Throws fs errors. */
+async function finish (ctx: NodeContext, m: Manager, order: Order, ok: boolean, ms: number): Promise<void> {
+  const min = ok && order.params.minDecryptionEpoch !== undefined ? Math.max(m.state.minDecryptionEpoch, order.params.minDecryptionEpoch) : m.state.minDecryptionEpoch
+  const attempt = order.params.attempt ?? 0
+  const committedAttempts = ok && attempt !== 0 ? { ...m.state.committedAttempts, [String(order.epoch)]: attempt } : m.state.committedAttempts
+  const next: LifecycleState = { ...m.state, minDecryptionEpoch: min, pending: null, committedAttempts }
+  await writeLifecycleState(ctx.config.dataDir, next)
+  m.state = next
+  m.running = undefined
+  if (ok) ctx.log.info('lifecycle order done', { op: order.op, epoch: order.epoch, ms, minDecryptionEpoch: min })
+  else ctx.log.warn('lifecycle order failed; nothing was committed', { op: order.op, epoch: order.epoch, ms, detail: ctx.dkgStatus.detail ?? '' })
+}
+
+/** Relays the order to every other node until each has answered (or `signal` aborts). Never rejects. */
+async function relayOrder (ctx: NodeContext, text: string, signal: AbortSignal): Promise<void> {
+  const others = ctx.cluster.nodes.map(n => n.index).filter(i => i !== ctx.selfIndex)
+  await Promise.all(others.map(async (i) => {
+    let backoff = RELAY_BACKOFF_MIN_MS
+    while (!signal.aborted) {
+      try {
+        const r = await ctx.peers.call(i, 'dkg.order', { order: text }, { signal: AbortSignal.any([signal, AbortSignal.timeout(RELAY_TTL_MS)]), ttlMs: RELAY_TTL_MS })
+        if (r.accepted || r.code !== ErrorCode.UNAVAILABLE) {
+          if (!r.accepted) ctx.log.warn('lifecycle order refused by a peer', { peer: i, code: r.code ?? null, detail: r.detail })
+          return
+        }
+      } catch { /* unreachable or busy: retry */ }
+      await new Promise<void>(resolve => { const t = setTimeout(resolve, backoff); t.unref(); signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true }) })
+      backoff = Math.min(RELAY_BACKOFF_MAX_MS, backoff * 2)
+    }
+  }))
+}
+
+/**
+ * Called at node start once epoch 1 is committed: resumes a pending order (its ceremony resumes
+ * from the persisted progress), or finishes one whose epoch committed just before a crash.
+ * Throws KeymeshError(INTERNAL) when the state file is corrupt.
+ */
+export async function resumeLifecycle (ctx: NodeContext): Promise<void> {
+  const m = await managerOf(ctx)
+  await locked(m, async () => {
+    if (m.state.pending === null || m.running !== undefined) return
+    let order: Order
+    try {
+      order = verifySignedOrder(parseSignedOrder(m.state.pending), ctx.cluster)
+    } catch (e) {
+      // The cluster file changed under a pending order (e.g. admins replaced): drop it, loudly.
+      ctx.log.error('pending lifecycle order no longer verifies; dropped', { code: errorCode(e) })
+      const next = { ...m.state, pending: null }
+      await writeLifecycleState(ctx.config.dataDir, next)
+      m.state = next
+      return
+    }
+    if ((await ctx.store.getKeySetId(order.epoch)) !== undefined) {
+      await finish(ctx, m, order, true, 0)
+      return
+    }
+    ctx.log.info('lifecycle order resumed', { op: order.op, epoch: order.epoch, nonce: order.nonce })
+    start(ctx, m, order, m.state.pending)
+  })
+}
+
+/** Resolves when the running order (if any) has ended. Never rejects. For tests and shutdown. */
+export async function lifecycleIdle (ctx: NodeContext): Promise<void> {
+  const m = managers.get(ctx)
+  if (m === undefined) return
+  await (await m.catch(() => undefined))?.running?.done
+}
