@@ -15,6 +15,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { BadInputError, UnsupportedVersionError } from './errors.ts'
 import { aint, fromB64u, fromUtf8, toB64u, utf8 } from './bytes.ts'
 import { CLUSTER_ID_LEN, MAX_NODES, MIN_THRESHOLD } from './constants.ts'
+import { aarray, aobj } from './json.ts'
 
 /** `format` value of a cluster file. */
 export const CLUSTER_FORMAT = 'keymesh.cluster'
@@ -63,23 +64,6 @@ const CLUSTER_ID_RE = /^[0-9a-f]{32}$/
 // RFC 3339 date-time (UTC 'Z' or numeric offset), fractional seconds optional.
 const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/
 
-type Json = Record<string, unknown>
-
-function aobj (field: string, v: unknown, required: readonly string[], optional: readonly string[] = []): Json {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadInputError(field, 'expected a JSON object')
-  const o = v as Json
-  for (const k of Object.keys(o)) {
-    if (!required.includes(k) && !optional.includes(k)) throw new BadInputError(`${field}.${k}`, 'unknown field')
-  }
-  for (const k of required) if (!Object.hasOwn(o, k)) throw new BadInputError(`${field}.${k}`, 'missing')
-  return o
-}
-
-function aarray (field: string, v: unknown, min: number, max: number): unknown[] {
-  if (!Array.isArray(v)) throw new BadInputError(field, 'expected an array')
-  if (v.length < min || v.length > max) throw new BadInputError(field, `expected ${min}..${max} items, got ${v.length}`)
-  return v
-}
 
 /**
  * Validates a PeerId string: must be the canonical base58btc form of an Ed25519 peer id.

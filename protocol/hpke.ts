@@ -140,17 +140,7 @@ export function recipientPublicKey (secretKey: Uint8Array): Uint8Array {
  * Throws BadInputError on bad key lengths or a small-order recipient key.
  */
 export function hpkeSealWithEphemeral (pkR: Uint8Array, info: Uint8Array, aad: Uint8Array, pt: Uint8Array, skE: Uint8Array, aead: HpkeAeadId = HPKE_AEAD_AES_256_GCM): { enc: Uint8Array, ct: Uint8Array } {
-  const name = cipherName(aead)
-  const pkObj = publicKeyObject('recipient', pkR)
-  const skObj = privateKeyObject('hpke.skE', skE)
-  const enc = rawPublic(createPublicKey(skObj))
-  const ss = kemSharedSecret(dh(skObj, pkObj, 'recipient'), enc, pkR)
-  const { key, nonce } = keySchedule(aead, ss, info)
-  const c = createCipheriv(name, key, nonce)
-  c.setAAD(aad)
-  const ct = new Uint8Array(concat(c.update(pt), c.final(), c.getAuthTag()))
-  key.fill(0)
-  return { enc, ct }
+  return sealWith(pkR, privateKeyObject('hpke.skE', skE), info, aad, pt, aead)
 }
 
 /**
@@ -158,11 +148,16 @@ export function hpkeSealWithEphemeral (pkR: Uint8Array, info: Uint8Array, aad: U
  * Throws BadInputError on a bad or small-order recipient key.
  */
 export function hpkeSeal (pkR: Uint8Array, info: Uint8Array, aad: Uint8Array, pt: Uint8Array, aead: HpkeAeadId = HPKE_AEAD_AES_256_GCM): { enc: Uint8Array, ct: Uint8Array } {
+  // The fresh ephemeral key stays a KeyObject (never exported): cheaper than a raw round trip.
+  return sealWith(pkR, generateKeyPairSync('x25519').privateKey, info, aad, pt, aead)
+}
+
+/** SealBase with the ephemeral private key `skE` (RFC 9180 §5.1.1, §6.1). */
+function sealWith (pkR: Uint8Array, skE: KeyObject, info: Uint8Array, aad: Uint8Array, pt: Uint8Array, aead: HpkeAeadId): { enc: Uint8Array, ct: Uint8Array } {
   const name = cipherName(aead)
   const pkObj = publicKeyObject('recipient', pkR)
-  const { privateKey, publicKey } = generateKeyPairSync('x25519')
-  const enc = rawPublic(publicKey)
-  const ss = kemSharedSecret(dh(privateKey, pkObj, 'recipient'), enc, pkR)
+  const enc = rawPublic(createPublicKey(skE))
+  const ss = kemSharedSecret(dh(skE, pkObj, 'recipient'), enc, pkR)
   const { key, nonce } = keySchedule(aead, ss, info)
   const c = createCipheriv(name, key, nonce)
   c.setAAD(aad)

@@ -15,13 +15,15 @@
  *
  * Pure: no I/O. Ed25519 verification via node:crypto (protocol/frost.ts ed25519Verify).
  */
-import { BadInputError, UnsupportedVersionError, VerificationError } from './errors.ts'
-import { aint, concat, fromB64u, toB64u, utf8 } from './bytes.ts'
+import { BadInputError, UnsupportedVersionError } from './errors.ts'
+import { aint, concat, utf8 } from './bytes.ts'
 import { MAX_NODES } from './constants.ts'
 import { canonicalJson } from './manifest.ts'
-import { ED25519_SIG_LEN, ed25519Verify } from './frost.ts'
-import { NAME_PATTERN, validateNodeAddress, validatePeerId } from './cluster.ts'
+import { validateNodeAddress, validatePeerId } from './cluster.ts'
 import type { ClusterFile } from './cluster.ts'
+import { parseAdminSignature, verifyAdminSignatures } from './admin.ts'
+import type { AdminSignature } from './admin.ts'
+import { aarray, aobj } from './json.ts'
 
 /** Domain-separation tag of order signatures. */
 export const ORDER_TAG = 'keymesh/v1/order'
@@ -70,29 +72,14 @@ export interface Order {
 }
 
 /** One admin's signature (b64u, 64 bytes). */
-export interface OrderSignature { admin: string, sig: string }
+export type OrderSignature = AdminSignature
 
 /** A signed order as pushed to nodes. */
 export interface SignedOrder { order: Order, signatures: OrderSignature[] }
 
-type Json = Record<string, unknown>
 
 const HEX32_RE = /^[0-9a-f]{32}$/
 const UTC_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/
-
-function aobj (field: string, v: unknown, required: readonly string[], optional: readonly string[] = []): Json {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadInputError(field, 'expected a JSON object')
-  const o = v as Json
-  for (const k of Object.keys(o)) if (!required.includes(k) && !optional.includes(k)) throw new BadInputError(`${field}.${k}`, 'unknown field')
-  for (const k of required) if (!Object.hasOwn(o, k)) throw new BadInputError(`${field}.${k}`, 'missing')
-  return o
-}
-
-function aarray (field: string, v: unknown, min: number, max: number): unknown[] {
-  if (!Array.isArray(v)) throw new BadInputError(field, 'expected an array')
-  if (v.length < min || v.length > max) throw new BadInputError(field, `expected ${min}..${max} items, got ${v.length}`)
-  return v
-}
 
 function validateParams (op: OrderOp, v: unknown): OrderParams {
   if (op === 'rotate') {
@@ -160,14 +147,7 @@ export function parseSignedOrder (v: unknown): SignedOrder {
   }
   const o = aobj('signedOrder', v, ['order', 'signatures'])
   const order = validateOrder(o.order)
-  const signatures = aarray('signedOrder.signatures', o.signatures, 0, MAX_ORDER_SIGNATURES).map((s, i) => {
-    const f = `signedOrder.signatures[${i}]`
-    const so = aobj(f, s, ['admin', 'sig'])
-    if (typeof so.admin !== 'string' || !NAME_PATTERN.test(so.admin)) throw new BadInputError(`${f}.admin`, 'expected an admin name')
-    const sig = fromB64u(`${f}.sig`, so.sig, ED25519_SIG_LEN)
-    if (sig.length !== ED25519_SIG_LEN) throw new BadInputError(`${f}.sig`, `expected ${ED25519_SIG_LEN} bytes`)
-    return { admin: so.admin, sig: toB64u(sig) }
-  })
+  const signatures = aarray('signedOrder.signatures', o.signatures, 0, MAX_ORDER_SIGNATURES).map((s, i) => parseAdminSignature(`signedOrder.signatures[${i}]`, s))
   return { order, signatures }
 }
 
@@ -181,16 +161,6 @@ export function parseSignedOrder (v: unknown): SignedOrder {
 export function verifySignedOrder (so: SignedOrder, cluster: ClusterFile): Order {
   const order = validateOrder(so.order)
   if (order.clusterId !== cluster.clusterId) throw new BadInputError('order.clusterId', `order is for cluster ${order.clusterId}, not ${cluster.clusterId}`)
-  if (cluster.admins.length === 0 || cluster.adminThreshold < 1) throw new VerificationError('order: this cluster file has no admin keys, so no lifecycle order can be accepted')
-  const msg = orderSigningBytes(order)
-  const seen = new Set<string>()
-  so.signatures.forEach((s, i) => {
-    const admin = cluster.admins.find(a => a.name === s.admin)
-    if (admin === undefined) throw new BadInputError(`signatures[${i}].admin`, `"${s.admin}" is not an admin of the cluster file`)
-    if (seen.has(s.admin)) throw new BadInputError(`signatures[${i}].admin`, `duplicate signature by "${s.admin}"`)
-    seen.add(s.admin)
-    if (!ed25519Verify(admin.publicKey, msg, fromB64u('sig', s.sig, ED25519_SIG_LEN))) throw new VerificationError(`order: signature by admin "${s.admin}" does not verify (forged, or the order was altered)`)
-  })
-  if (seen.size < cluster.adminThreshold) throw new VerificationError(`order: ${seen.size} valid admin signature(s), the cluster file requires ${cluster.adminThreshold}`)
+  verifyAdminSignatures(cluster, 'order', orderSigningBytes(order), so.signatures)
   return order
 }

@@ -15,12 +15,15 @@
  *
  * Pure: no I/O. Ed25519 via node:crypto (protocol/frost.ts ed25519Verify).
  */
-import { BadInputError, UnsupportedVersionError, VerificationError } from './errors.ts'
+import { BadInputError, UnsupportedVersionError } from './errors.ts'
 import { aint, concat, fromB64u, toB64u, utf8 } from './bytes.ts'
 import { canonicalJson } from './manifest.ts'
 import { ED25519_SIG_LEN, ed25519Verify } from './frost.ts'
 import { NAME_PATTERN, validatePeerId } from './cluster.ts'
 import type { ClusterFile } from './cluster.ts'
+import { parseAdminSignature, verifyAdminSignatures } from './admin.ts'
+import type { AdminSignature } from './admin.ts'
+import { aarray, abool, aobj } from './json.ts'
 
 /** Domain-separation tags (local until they move to protocol/constants.ts Tag). */
 export const POLICY_TAG = 'keymesh/v1/policy'
@@ -71,31 +74,11 @@ export interface Policy {
 }
 
 /** An admin signature on a policy or approval. */
-export interface AdminSignature { admin: string, sig: string }
+export type { AdminSignature }
 
 /** A policy with its admin signatures. */
 export interface SignedPolicy { policy: Policy, signatures: AdminSignature[] }
 
-type Json = Record<string, unknown>
-
-function aobj (field: string, v: unknown, required: readonly string[], optional: readonly string[] = []): Json {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadInputError(field, 'expected a JSON object')
-  const o = v as Json
-  for (const k of Object.keys(o)) if (!required.includes(k) && !optional.includes(k)) throw new BadInputError(`${field}.${k}`, 'unknown field')
-  for (const k of required) if (!Object.hasOwn(o, k)) throw new BadInputError(`${field}.${k}`, 'missing')
-  return o
-}
-
-function aarray (field: string, v: unknown, min: number, max: number): unknown[] {
-  if (!Array.isArray(v)) throw new BadInputError(field, 'expected an array')
-  if (v.length < min || v.length > max) throw new BadInputError(field, `expected ${min}..${max} items, got ${v.length}`)
-  return v
-}
-
-function abool (field: string, v: unknown): boolean {
-  if (typeof v !== 'boolean') throw new BadInputError(field, 'expected true or false')
-  return v
-}
 
 const PATTERN_RE = /^[A-Za-z0-9._:@+/*?-]*$/
 const CLUSTER_ID_RE = /^[0-9a-f]{32}$/
@@ -221,14 +204,6 @@ export function parseSignedPolicy (v: unknown): SignedPolicy {
   return { policy, signatures }
 }
 
-function parseAdminSignature (f: string, s: unknown): AdminSignature {
-  const so = aobj(f, s, ['admin', 'sig'])
-  if (typeof so.admin !== 'string' || !NAME_PATTERN.test(so.admin)) throw new BadInputError(`${f}.admin`, 'expected an admin name')
-  const sig = fromB64u(`${f}.sig`, so.sig, ED25519_SIG_LEN)
-  if (sig.length !== ED25519_SIG_LEN) throw new BadInputError(`${f}.sig`, `expected ${ED25519_SIG_LEN} bytes`)
-  return { admin: so.admin, sig: toB64u(sig) }
-}
-
 /** Canonical JSON text of a signed policy (what nodes store and serve). Throws BadInputError. */
 export function encodeSignedPolicy (sp: SignedPolicy): string {
   return canonicalJson({ policy: validatePolicy(sp.policy), signatures: sp.signatures })
@@ -248,19 +223,7 @@ export function verifySignedPolicy (sp: SignedPolicy, cluster: ClusterFile): Pol
   policy.identities.forEach((id, i) => {
     if (nodeIds.has(id.peerId)) throw new BadInputError(`policy.identities[${i}].peerId`, 'is a cluster node; nodes cannot be enrolled as clients')
   })
-  if (cluster.admins.length === 0 || cluster.adminThreshold < 1) throw new VerificationError('policy: this cluster file has no admin keys, so no policy can be accepted')
-  const msg = policySigningBytes(policy)
-  const seen = new Set<string>()
-  sp.signatures.forEach((s, i) => {
-    const admin = cluster.admins.find(a => a.name === s.admin)
-    if (admin === undefined) throw new BadInputError(`signatures[${i}].admin`, `"${s.admin}" is not an admin of the cluster file`)
-    if (seen.has(s.admin)) throw new BadInputError(`signatures[${i}].admin`, `duplicate signature by "${s.admin}"`)
-    seen.add(s.admin)
-    if (!ed25519Verify(admin.publicKey, msg, fromB64u('sig', s.sig, 64))) throw new VerificationError(`policy: signature by admin "${s.admin}" does not verify (forged or the policy was altered)`)
-  })
-  if (seen.size < cluster.adminThreshold) {
-    throw new VerificationError(`policy: ${seen.size} valid admin signature(s), the cluster file requires ${cluster.adminThreshold}`)
-  }
+  verifyAdminSignatures(cluster, 'policy', policySigningBytes(policy), sp.signatures)
   return policy
 }
 
@@ -318,7 +281,7 @@ export function countApprovals (approvals: readonly Approval[], cluster: Cluster
     const admin = cluster.admins.find(x => x.name === a.admin)
     if (admin === undefined) { rejected.push(`${a.admin}: not an admin`); continue }
     try {
-      if (!ed25519Verify(admin.publicKey, approvalSigningBytes(a), fromB64u('sig', a.sig, 64))) { rejected.push(`${a.admin}: bad signature`); continue }
+      if (!ed25519Verify(admin.publicKey, approvalSigningBytes(a), fromB64u('sig', a.sig, ED25519_SIG_LEN))) { rejected.push(`${a.admin}: bad signature`); continue }
     } catch { rejected.push(`${a.admin}: malformed`); continue }
     ok.add(a.admin)
   }

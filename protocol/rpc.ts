@@ -17,6 +17,8 @@ import { BadInputError, KeymeshError, UnsupportedVersionError, isErrorCode } fro
 import type { ErrorCode } from './errors.ts'
 import { aint, fromB64u, fromHex, fromUtf8, toB64u, toHex, utf8 } from './bytes.ts'
 import { MAX_BATCH, MAX_NODES, MAX_RPC_MESSAGE } from './constants.ts'
+import { aarray, aobj, astring, isPlainObject } from './json.ts'
+import type { JsonObject } from './json.ts'
 
 /** libp2p protocol id of the keymesh RPC. */
 export const RPC_PROTOCOL = '/keymesh/rpc/1'
@@ -140,7 +142,6 @@ export interface DecodedRequest<O extends RpcOp = RpcOp> { op: O, id: string, tt
 // ---------------------------------------------------------------------------------------------
 // JSON helpers (strict shapes)
 
-type Json = Record<string, unknown>
 
 const ID_RE = /^[0-9a-f]{16}$/
 const FROST_SESSION_RE = /^[0-9a-f]{32}$/
@@ -149,35 +150,6 @@ const HEX64_RE = /^[0-9a-f]{64}$/
 const PEER_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{1,128}$/
 const CLUSTER_ID_RE = /^[0-9a-f]{32}$/
 const MAX_U32 = 0xffffffff
-
-function isPlainObject (v: unknown): v is Json {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
-  const proto = Object.getPrototypeOf(v) as unknown
-  return proto === Object.prototype || proto === null
-}
-
-/** Asserts a plain object whose keys are all in `required ∪ optional` and include `required`. */
-function aobj (field: string, v: unknown, required: readonly string[], optional: readonly string[] = []): Json {
-  if (!isPlainObject(v)) throw new BadInputError(field, 'expected a JSON object')
-  for (const k of Object.keys(v)) {
-    if (!required.includes(k) && !optional.includes(k)) throw new BadInputError(`${field}.${k}`, 'unknown field')
-  }
-  for (const k of required) {
-    if (!Object.hasOwn(v, k)) throw new BadInputError(`${field}.${k}`, 'missing')
-  }
-  return v
-}
-
-function aarray (field: string, v: unknown, min: number, max: number): unknown[] {
-  if (!Array.isArray(v)) throw new BadInputError(field, 'expected an array')
-  if (v.length < min || v.length > max) throw new BadInputError(field, `expected ${min}..${max} items, got ${v.length}`)
-  return v
-}
-
-function astring (field: string, v: unknown, re: RegExp, what: string): string {
-  if (typeof v !== 'string' || !re.test(v)) throw new BadInputError(field, `expected ${what}`)
-  return v
-}
 
 function b64 (field: string, v: unknown, max: number, exact?: number): Uint8Array {
   const b = fromB64u(field, v, max)
@@ -261,7 +233,7 @@ function textList (field: string, v: unknown, max: number, itemMax: number): str
   return aarray(field, v, 1, max).map((x, i) => boundedText(`${field}[${i}]`, x, itemMax))
 }
 
-function optManifest (b: { manifest?: string, approvals?: string[] }): Json {
+function optManifest (b: { manifest?: string, approvals?: string[] }): JsonObject {
   return { ...(b.manifest !== undefined ? { manifest: b.manifest } : {}), ...(b.approvals !== undefined ? { approvals: b.approvals } : {}) }
 }
 
@@ -281,9 +253,9 @@ function auditHead (f: string, v: unknown): AuditHeadJson {
 
 interface Schema<O extends RpcOp> {
   decodeReq: (field: string, b: unknown) => RequestBodies[O]
-  encodeReq: (b: RequestBodies[O]) => Json
+  encodeReq: (b: RequestBodies[O]) => JsonObject
   decodeRes: (field: string, b: unknown) => ResponseBodies[O]
-  encodeRes: (b: ResponseBodies[O]) => Json
+  encodeRes: (b: ResponseBodies[O]) => JsonObject
 }
 type Schemas = { [O in RpcOp]: Schema<O> }
 
@@ -493,7 +465,7 @@ function parseFrame (field: string, b: Uint8Array): unknown {
   }
 }
 
-function serialize (field: string, v: Json): Uint8Array {
+function serialize (field: string, v: JsonObject): Uint8Array {
   const out = utf8(JSON.stringify(v))
   if (out.length > MAX_RPC_MESSAGE) throw new BadInputError(field, `encoded frame of ${out.length} bytes exceeds ${MAX_RPC_MESSAGE}`)
   return out
