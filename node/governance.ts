@@ -9,6 +9,12 @@
  * rename) before it takes effect. A policy file that does not verify at start stops the node:
  * falling back to the bootstrap rule would widen access.
  *
+ * Policy floor: the highest version ever in force is also kept sealed in the node store
+ * (META_POLICY_FLOOR). A policy file older than the floor stops the node (rollback on disk); a
+ * missing file while the floor is > 0 puts the node in LOCKDOWN — nodes only, every client
+ * refused — until anti-entropy brings back a policy at or above the floor. So deleting or
+ * replacing DATA/policy.json can never reopen the bootstrap rule or an older policy.
+ *
  * Bootstrap rule: until the first policy is accepted, the cluster file's `clients` may connect and
  * call every client operation (the behaviour before policies existed), and nothing else may.
  * Once a policy is in force, the cluster file's client list no longer grants anything: only the
@@ -48,6 +54,8 @@ export interface GovernanceOptions {
   syncMs?: number
   /** Audit head period, ms (default KEYMESH_AUDIT_HEAD_MS or 30000; must be ≤ 60000). */
   headMs?: number
+  /** The sealed policy floor of the node store (see the module comment). */
+  floor: { get: () => Promise<number>, raise: (version: number) => Promise<void> }
 }
 
 /** Delay between a policy taking effect and closing the connections it no longer allows. */
@@ -81,13 +89,17 @@ export class Governance {
   #witness = new Map<string, SignedHead>()
   #refusals = new Map<string, number>()
   #accepting: Promise<unknown> = Promise.resolve()
+  /** Highest policy version ever in force here (0 = never); > 0 with no policy = lockdown. */
+  #floor: number
+  readonly #raiseFloor: (version: number) => Promise<void>
   readonly syncMs: number
   readonly headMs: number
 
-  private constructor (o: GovernanceOptions, audit: AuditLog, policy: Policy | undefined, text: string | undefined) {
+  private constructor (o: GovernanceOptions, audit: AuditLog, policy: Policy | undefined, text: string | undefined, floor: number) {
     this.cluster = o.cluster; this.audit = audit; this.#log = o.log; this.#dir = o.dataDir; this.#self = o.peerId
     this.#nodeIds = new Set(o.cluster.nodes.map(n => n.peerId))
     this.#policy = policy; this.#text = text
+    this.#floor = floor; this.#raiseFloor = o.floor.raise
     this.syncMs = o.syncMs ?? envMs('KEYMESH_POLICY_SYNC_MS', 5_000)
     this.headMs = Math.min(o.headMs ?? envMs('KEYMESH_AUDIT_HEAD_MS', 30_000), 60_000)
   }
@@ -112,9 +124,21 @@ export class Governance {
         throw new KeymeshError(ErrorCode.BAD_INPUT, `stored policy ${path} does not verify against the cluster file: ${(e as Error).message}. Restore it from backup or from another node; refusing to start (falling back to the bootstrap rule would widen access)`, { cause: e })
       }
     }
+    let floor = await o.floor.get()
+    if (policy !== undefined && policy.policyVersion < floor) {
+      throw new KeymeshError(ErrorCode.BAD_INPUT, `stored policy ${path} is v${policy.policyVersion} but this node already enforced v${floor}: the file was rolled back. Restore the current policy from another node or a backup; refusing to start`)
+    }
+    if (policy !== undefined && policy.policyVersion > floor) {
+      await o.floor.raise(policy.policyVersion) // a node upgraded from before the floor existed
+      floor = policy.policyVersion
+    }
     const audit = await AuditLog.open(join(o.dataDir, AUDIT_LOG_FILE), o.peerId, o.cluster.clusterId, o.privateKey)
-    const g = new Governance(o, audit, policy, text)
-    await audit.appendEvent('node.start', policy === undefined ? 'no policy (bootstrap rule)' : `policy v${policy.policyVersion}`)
+    const g = new Governance(o, audit, policy, text, floor)
+    const state = policy !== undefined
+      ? `policy v${policy.policyVersion}`
+      : floor > 0 ? `LOCKDOWN: policy file missing, v${floor} was in force; refusing every client until a policy ≥ v${floor} arrives from another node` : 'no policy (bootstrap rule)'
+    if (policy === undefined && floor > 0) o.log.warn('policy file missing: lockdown until anti-entropy restores it', { path, policyFloor: floor })
+    await audit.appendEvent('node.start', state)
     return g
   }
 
@@ -126,6 +150,9 @@ export class Governance {
 
   /** Decides one request from the current policy. Never throws. */
   decide (subject: Subject, op: PolicyOp, ctx: DecisionContext = {}): Decision {
+    if (this.#policy === undefined && this.#floor > 0 && subject.kind === 'client') {
+      return { allow: false, role: 'unknown', reason: `lockdown: this node's policy file is missing (v${this.#floor} was in force); waiting for anti-entropy` }
+    }
     return decide(this.#policy, this.cluster, subject, op, ctx)
   }
 
@@ -192,12 +219,14 @@ export class Governance {
       const policy = verifySignedPolicy(sp, this.cluster)
       const canon = encodeSignedPolicy(sp)
       const cur = this.policyVersion
-      if (policy.policyVersion < cur) throw new KeymeshError(ErrorCode.CONFLICT, `policy v${policy.policyVersion} is older than v${cur} in force: rollback refused`)
+      if (policy.policyVersion < Math.max(cur, this.#floor)) throw new KeymeshError(ErrorCode.CONFLICT, `policy v${policy.policyVersion} is older than v${Math.max(cur, this.#floor)} in force: rollback refused`)
       if (policy.policyVersion === cur) {
         if (this.#policy !== undefined && JSON.stringify(policy) === JSON.stringify(this.#policy)) return { accepted: false, policyVersion: cur }
         throw new KeymeshError(ErrorCode.CONFLICT, `a different policy v${cur} is already in force: publish a higher policyVersion`)
       }
       await this.#writePolicy(canon)
+      await this.#raiseFloor(policy.policyVersion)
+      this.#floor = Math.max(this.#floor, policy.policyVersion)
       await this.audit.appendEvent('policy.accepted', `v${policy.policyVersion} (was v${cur}) from ${from}`)
       this.#policy = policy; this.#text = canon
       this.#log.info('policy accepted', { policyVersion: policy.policyVersion, previous: cur, from })

@@ -137,7 +137,7 @@ export async function startNode (cfg: NodeConfig, opts: { log?: Logger, faults?:
   // the cluster file's clients) on every connection.
   let gov: Governance
   try {
-    gov = await Governance.open({ dataDir: cfg.dataDir, cluster, privateKey, peerId, log: nlog })
+    gov = await Governance.open({ dataDir: cfg.dataDir, cluster, privateKey, peerId, log: nlog, floor: { get: async () => await store.getPolicyFloor(), raise: async v => { await store.raisePolicyFloor(v) } } })
   } catch (e) {
     await store.close()
     throw e

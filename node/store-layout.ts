@@ -8,6 +8,7 @@
  * | ------------------------------------ | ------------------------------------------------------ | --------- |
  * | `meta/layout`                        | u8 layout version (1)                                  | plain     |
  * | `meta/epoch`                         | u32 BE: the current (last committed) epoch             | plain     |
+ * | `meta/policy-floor`                  | u32 BE: highest policyVersion ever in force here       | sealed    |
  * | `keyset/<epoch>`                     | encodeKeySet bytes of that epoch (public)              | plain     |
  * | `share/<epoch>/wrap`                 | share record: u16 BE index ‖ 32-byte LE scalar          | sealed    |
  * | `share/<epoch>/sign`                 | same, for the sign key                                 | sealed    |
@@ -23,6 +24,12 @@
 export const LAYOUT_VERSION = 1
 export const META_LAYOUT = 'meta/layout'
 export const META_EPOCH = 'meta/epoch'
+/**
+ * Highest policy version this node has put in force. Sealed (authenticated by the storage key), so
+ * deleting or rolling back DATA/policy.json cannot silently reopen the bootstrap rule or an older
+ * policy: without the storage passphrase the floor can be neither lowered nor forged.
+ */
+export const META_POLICY_FLOOR = 'meta/policy-floor'
 
 /** Which of the two keys of an epoch. */
 export type KeyKind = 'wrap' | 'sign'

@@ -25,7 +25,7 @@ import type { KeySet, KeyShare } from '../protocol/keyset.ts'
 import { validateDkgSession } from '../protocol/rpc.ts'
 import { MAX_NODES } from '../protocol/constants.ts'
 import {
-  LAYOUT_VERSION, META_EPOCH, META_LAYOUT, SECRET_PREFIX, dkgEpochPrefix, dkgKey, dkgPrefix,
+  LAYOUT_VERSION, META_EPOCH, META_LAYOUT, META_POLICY_FLOOR, SECRET_PREFIX, dkgEpochPrefix, dkgKey, dkgPrefix,
   keySetKey, prefixEnd, shareKey
 } from './store-layout.ts'
 import type { KeyKind } from './store-layout.ts'
@@ -47,6 +47,10 @@ export interface NodeStore {
   currentEpoch: () => Promise<number | undefined>
   /** Sets the current epoch. Throws BadInputError for an invalid epoch. */
   setCurrentEpoch: (epoch: number) => Promise<void>
+  /** Highest policy version ever in force on this node (0 = never). Throws VERIFICATION_FAILED if the sealed value does not open. */
+  getPolicyFloor: () => Promise<number>
+  /** Raises the policy floor (never lowers it). */
+  raisePolicyFloor: (version: number) => Promise<void>
   /** The decrypted share, or undefined. Throws VERIFICATION_FAILED if it does not open. */
   getShare: (epoch: number, kind: KeyKind) => Promise<KeyShare | undefined>
   /** Seals and stores a share. */
@@ -195,6 +199,20 @@ export class LevelNodeStore implements NodeStore {
 
   async setCurrentEpoch (epoch: number): Promise<void> {
     await this.#db.put(META_EPOCH, u32(aint('epoch', epoch, 1, 0xffffffff)))
+  }
+
+  async getPolicyFloor (): Promise<number> {
+    const sealed = await this.#get(META_POLICY_FLOOR)
+    if (sealed === undefined) return 0
+    const v = this.#key.open(META_POLICY_FLOOR, sealed)
+    if (v.length !== 4) throw new KeymeshError(ErrorCode.INTERNAL, 'stored policy floor is corrupt')
+    return new DataView(v.buffer, v.byteOffset, 4).getUint32(0, false)
+  }
+
+  async raisePolicyFloor (version: number): Promise<void> {
+    aint('policyVersion', version, 1, 0xffffffff)
+    if (version <= await this.getPolicyFloor()) return
+    await this.#db.put(META_POLICY_FLOOR, this.#key.seal(META_POLICY_FLOOR, u32(version)))
   }
 
   async getShare (epoch: number, kind: KeyKind): Promise<KeyShare | undefined> {

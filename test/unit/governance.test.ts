@@ -20,6 +20,12 @@ import type { NodeContext } from '../../node/context.ts'
 import { enroll, newPolicy, signPolicy } from '../../client/policy.ts'
 
 const sk = new Uint8Array(32).fill(3)
+
+/** The node store's sealed policy floor, per data dir (node-store.test.ts tests the real one). */
+const floors = new Map<string, number>()
+function floorOf (dir: string): { get: () => Promise<number>, raise: (v: number) => Promise<void> } {
+  return { get: async () => floors.get(dir) ?? 0, raise: async v => { floors.set(dir, Math.max(v, floors.get(dir) ?? 0)) } }
+}
 const admin = { secretKey: sk, publicKey: ed25519.getPublicKey(sk) }
 
 async function setup (): Promise<{ dir: string, g: Governance, ctx: NodeContext, cluster: ReturnType<typeof validateClusterFile>, key: Awaited<ReturnType<typeof generateKeyPair>>, client: string }> {
@@ -34,7 +40,7 @@ async function setup (): Promise<{ dir: string, g: Governance, ctx: NodeContext,
     admins: [{ name: 'alice', publicKey: toB64u(admin.publicKey) }], adminThreshold: 1, clients: [{ name: 'boot', peerId: client }], createdAt: '2026-01-01T00:00:00Z'
   })
   const log = createLogger({ level: 'error', write: () => {} })
-  const g = await Governance.open({ dataDir: dir, cluster, privateKey: key, peerId, log, syncMs: 60_000, headMs: 60_000 })
+  const g = await Governance.open({ dataDir: dir, cluster, privateKey: key, peerId, log, syncMs: 60_000, headMs: 60_000, floor: floorOf(dir) })
   const ctx = { cluster, log, peers: { call: async () => { throw new Error('offline') } }, selfIndex: 1, peerId } as unknown as NodeContext
   const host = { addEventListener: () => {}, getConnections: () => [] } as unknown as Libp2p
   g.attach(ctx, host)
@@ -59,15 +65,40 @@ describe('node governance', () => {
     await g.close()
     // Persisted: a restart keeps v2; a damaged stored policy stops the node.
     const log = createLogger({ level: 'error', write: () => {} })
-    const again = await Governance.open({ dataDir: dir, cluster, privateKey: key, peerId: peerIdFromPrivateKey(key).toString(), log })
+    const again = await Governance.open({ dataDir: dir, cluster, privateKey: key, peerId: peerIdFromPrivateKey(key).toString(), log, floor: floorOf(dir) })
     expect(again.policyVersion).toBe(2)
     await again.close()
     const text = await readFile(join(dir, 'policy.json'), 'utf8')
     await writeFile(join(dir, 'policy.json'), text.replace('"auditor"', '"admin"'))
-    await expect(Governance.open({ dataDir: dir, cluster, privateKey: key, peerId: peerIdFromPrivateKey(key).toString(), log })).rejects.toThrow(/refusing to start/)
+    await expect(Governance.open({ dataDir: dir, cluster, privateKey: key, peerId: peerIdFromPrivateKey(key).toString(), log, floor: floorOf(dir) })).rejects.toThrow(/refusing to start/)
     const lines = (await readFile(join(dir, 'audit.log'), 'utf8')).split('\n').filter(l => l !== '')
     expect(verifyLog(cluster.clusterId, peerIdFromPrivateKey(key).toString(), lines).issues).toEqual([])
     expect(lines.filter(l => l.includes('policy.accepted'))).toHaveLength(2)
+    await rm(dir, { recursive: true })
+  })
+
+  it('a deleted or rolled-back policy file never reopens access (sealed policy floor)', async () => {
+    const { dir, g, cluster, key, client } = await setup()
+    const v1 = signPolicy(newPolicy(cluster), cluster, admin)
+    const v2 = signPolicy(enroll(v1, { name: 'boot', peerId: client, roles: ['auditor'], scopes: [] }), cluster, admin)
+    await g.accept(encodeSignedPolicy(v1), 'test')
+    await g.accept(encodeSignedPolicy(v2), 'test')
+    expect(g.allowPeer(client)).toBe(true)
+    await g.close()
+    const log = createLogger({ level: 'error', write: () => {} })
+    const peerId = peerIdFromPrivateKey(key).toString()
+    // Rolled back on disk to v1 (validly signed, but older than what was enforced): refuse to start.
+    await writeFile(join(dir, 'policy.json'), encodeSignedPolicy(v1))
+    await expect(Governance.open({ dataDir: dir, cluster, privateKey: key, peerId, log, floor: floorOf(dir) })).rejects.toThrow(/rolled back/)
+    // Deleted: lockdown — even the cluster file's bootstrap client is refused — until v2 comes back.
+    await rm(join(dir, 'policy.json'))
+    const locked = await Governance.open({ dataDir: dir, cluster, privateKey: key, peerId, log, floor: floorOf(dir) })
+    expect(locked.allowPeer(client)).toBe(false)
+    expect(locked.decide({ peerId: client, kind: 'client' }, 'status').reason).toMatch(/lockdown/)
+    expect(errorCode(await locked.accept(encodeSignedPolicy(v1), 'test').catch(e => e))).toBe('CONFLICT')
+    expect(await locked.accept(encodeSignedPolicy(v2), 'test')).toEqual({ accepted: true, policyVersion: 2 })
+    expect(locked.allowPeer(client)).toBe(true)
+    await locked.close()
     await rm(dir, { recursive: true })
   })
 

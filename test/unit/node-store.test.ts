@@ -72,6 +72,23 @@ describe('level node store', () => {
     expect(await codeOf(LevelNodeStore.open(join(dir, 'missing-db'), key))).toBe(ErrorCode.BAD_INPUT)
   })
 
+  it('keeps a sealed policy floor that only rises and cannot be forged without the storage key', async () => {
+    const path = join(dir, 'db-floor')
+    const store = await LevelNodeStore.open(path, new StorageKey(new Uint8Array(32).fill(4)), { create: true })
+    expect(await store.getPolicyFloor()).toBe(0)
+    await store.raisePolicyFloor(3)
+    await store.raisePolicyFloor(2) // never lowers
+    expect(await store.getPolicyFloor()).toBe(3)
+    await store.close()
+    const raw = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    expect((await raw.get('meta/policy-floor'))?.length).toBeGreaterThan(4) // sealed, not a bare u32
+    await raw.put('meta/policy-floor', new Uint8Array([0, 0, 0, 0])) // an attacker lowers it on disk
+    await raw.close()
+    const again = await LevelNodeStore.open(path, new StorageKey(new Uint8Array(32).fill(4)))
+    expect([ErrorCode.BAD_INPUT, ErrorCode.VERIFICATION_FAILED]).toContain(await codeOf(again.getPolicyFloor()))
+    await again.close()
+  })
+
   it('commits an epoch atomically, seals shares at rest, and keeps DKG progress until commit', async () => {
     const path = join(dir, 'db1')
     const store = await LevelNodeStore.open(path, new StorageKey(new Uint8Array(32).fill(2)), { create: true })
