@@ -12,28 +12,20 @@
  * as everywhere (protocol/errors.ts): 2 bad input, 4 verification failed (wrong passphrase, altered
  * or foreign pieces, a share that does not match the key set).
  */
-import { open, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { BadInputError, ErrorCode, KeymeshError } from '../../protocol/errors.ts'
+import { BadInputError } from '../../protocol/errors.ts'
 import { fromB64u, toB64u } from '../../protocol/bytes.ts'
 import { generateRecipientKeyPair } from '../../protocol/hpke.ts'
 import { CUSTODIAN_NAME_PATTERN } from '../../protocol/recovery.ts'
 import type { Custodian } from '../../protocol/recovery.ts'
 import { configFromOptions } from '../config.ts'
-import { decodeOpenedPieces, exportRecoveryKit, openPieceText, readKeySetDir, restoreRecoveryKit } from './recovery-kit.ts'
+import { decodeOpenedPieces, exportRecoveryKit, openPieceText, readKeySetDir, restoreRecoveryKit, writeNew } from './recovery-kit.ts'
 
 function collect (v: string, prev: string[] = []): string[] { return [...prev, v] }
 
 function print (json: boolean | undefined, obj: unknown, text: string): void {
   process.stdout.write(json === true ? JSON.stringify(obj, null, 2) + '\n' : text)
-}
-
-async function writeNew (path: string, data: Uint8Array | string, mode: number): Promise<void> {
-  let fh
-  try { fh = await open(path, 'wx', mode) } catch (e) {
-    throw new KeymeshError(ErrorCode.BAD_INPUT, `cannot create ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'} (existing files are never overwritten)`)
-  }
-  try { await fh.writeFile(data); await fh.sync() } finally { await fh.close() }
 }
 
 async function readCapped (field: string, path: string, max: number): Promise<Buffer> {

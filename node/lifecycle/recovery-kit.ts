@@ -38,7 +38,11 @@ import { readLifecycleState } from './state.ts'
 /** Result of an export. */
 export interface ExportSummary { nodeIndex: number, epochs: number[], files: number, outDir: string }
 
-async function writeNew (path: string, data: Uint8Array | string, mode: number): Promise<void> {
+/**
+ * Creates `path` with `mode` (O_EXCL: existing files are never overwritten), writes and fsyncs.
+ * Throws KeymeshError(BAD_INPUT) naming the path when it cannot be created.
+ */
+export async function writeNew (path: string, data: Uint8Array | string, mode: number): Promise<void> {
   let fh
   try { fh = await open(path, 'wx', mode) } catch (e) {
     throw new KeymeshError(ErrorCode.BAD_INPUT, `cannot create ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'} (existing files are never overwritten)`)
