@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import type { AddressInfo, Server } from 'node:net'
+import type { Server } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BadInputError, ErrorCode, KeymeshError } from '../protocol/errors.ts'
@@ -104,15 +104,36 @@ export async function readDevState (dir: string): Promise<DevClusterState> {
   return s
 }
 
-async function freePorts (count: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: count }, async () => await new Promise<Server>((res, rej) => {
-    const s = createServer()
-    s.once('error', rej)
-    s.listen(0, '127.0.0.1', () => res(s))
-  })))
-  const ports = servers.map(s => (s.address() as AddressInfo).port)
-  await Promise.all(servers.map(async s => await new Promise<void>(res => s.close(() => res()))))
+/**
+ * Listen ports for local node processes are drawn from [LOCAL_PORT_MIN, LOCAL_PORT_MAX), below
+ * Linux's default ephemeral range (32768–60999). A port picked by binding port 0 and closing it
+ * lies INSIDE that range, where the kernel keeps handing out the same numbers to every listen(0)
+ * (our proxies) and outgoing connection until the node binds it — a race that made clusters fail
+ * with EADDRINUSE when several started at once. Outside the range only explicit binds compete.
+ */
+const LOCAL_PORT_MIN = 20_000
+const LOCAL_PORT_MAX = 32_000
+
+/**
+ * `count` distinct TCP ports on 127.0.0.1 that were free a moment ago, for node listen addresses.
+ * Each is checked by binding it. Throws KeymeshError(UNAVAILABLE) when none can be found.
+ */
+export async function freeListenPorts (count: number): Promise<number[]> {
+  const ports: number[] = []
+  for (let tries = 0; ports.length < count; tries++) {
+    if (tries > 200 + count * 20) throw new KeymeshError(ErrorCode.UNAVAILABLE, `no free TCP port in ${LOCAL_PORT_MIN}–${LOCAL_PORT_MAX - 1} on 127.0.0.1`)
+    const p = LOCAL_PORT_MIN + randomBytes(4).readUInt32BE(0) % (LOCAL_PORT_MAX - LOCAL_PORT_MIN)
+    if (!ports.includes(p) && await canBind(p)) ports.push(p)
+  }
   return ports
+}
+
+async function canBind (port: number): Promise<boolean> {
+  return await new Promise(resolvePromise => {
+    const s: Server = createServer()
+    s.once('error', () => { resolvePromise(false) })
+    s.listen(port, '127.0.0.1', () => { s.close(() => { resolvePromise(true) }) })
+  })
 }
 
 /** Runs `node bin/keymesh.js ARGS`, resolves stdout; throws KeymeshError with stderr on failure. */
@@ -206,7 +227,7 @@ export async function devUp (opts: DevUpOptions): Promise<DevClusterInfo> {
   await mkdir(join(dir, 'identities'), { recursive: true, mode: 0o700 })
 
   progress({ phase: 'dev', note: `initialising ${n} nodes` })
-  const ports = await freePorts(n)
+  const ports = await freeListenPorts(n)
   const nodes: DevNodeState[] = await Promise.all(ports.map(async (port, j) => {
     const index = j + 1
     const dataDir = join(dir, `node-${index}`)

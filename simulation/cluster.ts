@@ -15,14 +15,12 @@
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import { mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseClusterFile, serializeClusterFile } from '../protocol/cluster.ts'
 import type { ClusterFile } from '../protocol/cluster.ts'
-import { generateIdentity, writeIdentityFile } from '../client/index.ts'
+import { freeListenPorts, generateIdentity, writeIdentityFile } from '../client/index.ts'
 import { LinkProxy } from './proxy.ts'
 import type { LinkConditions } from './proxy.ts'
 import type { Link } from './schedule.ts'
@@ -59,17 +57,6 @@ export interface SimNode {
 
 /** Result of a start that is expected to be refused. */
 export interface RefusalResult { refused: boolean, exit?: number | string, message: string }
-
-async function freePort (): Promise<number> {
-  return await new Promise((res, rej) => {
-    const s = createServer()
-    s.once('error', rej)
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as AddressInfo).port
-      s.close(() => { res(p) })
-    })
-  })
-}
 
 /** Runs `node bin/keymesh.js ARGS`; resolves stdout or throws Error with stderr. */
 async function runCli (args: string[], timeoutMs = 60_000): Promise<string> {
@@ -126,11 +113,7 @@ export class SimCluster {
    */
   static async create (o: SimClusterOptions): Promise<SimCluster> {
     await mkdir(o.dir, { recursive: true })
-    const ports: number[] = []
-    while (ports.length < o.n) {
-      const p = await freePort()
-      if (!ports.includes(p)) ports.push(p)
-    }
+    const ports = await freeListenPorts(o.n)
     const inits = await Promise.all(ports.map(async (port, k) => {
       const dataDir = join(o.dir, `node-${k + 1}`)
       const out = await runCli(['node', 'init', '--data', dataDir, '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--insecure-dev-passphrase', '--json'])

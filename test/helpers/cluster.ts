@@ -35,7 +35,6 @@
 import '../../protocol/polyfill.ts'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -52,6 +51,7 @@ import { createHost } from '../../node/host.ts'
 import { nodeDialAddrs, rpcCall } from '../../node/peer-caller.ts'
 import { createClientIdentity, loadClientIdentity, peerIdOf } from '../../node/identity.ts'
 import { readFile } from 'node:fs/promises'
+import { freeListenPorts } from '../../client/dev-cluster.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 /** Path of the CLI shim. */
@@ -78,17 +78,9 @@ export async function runCli (args: string[], opts: { cwd?: string, env?: NodeJS
   })
 }
 
-/** A free TCP port on 127.0.0.1 (bind port 0, close, reuse the number). */
+/** One free TCP listen port on 127.0.0.1, outside the ephemeral range (client/dev-cluster.ts explains why). */
 export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const port = typeof a === 'object' && a !== null ? a.port : 0
-      s.close(() => { resolve(port) })
-    })
-  })
+  return (await freeListenPorts(1))[0] as number
 }
 
 /** One node of a test cluster. */
@@ -197,11 +189,7 @@ export async function startTestCluster (opts: TestClusterOptions = {}): Promise<
   const n = opts.n ?? 3
   const threshold = opts.threshold ?? 2
   const dir = await mkdtemp(join(tmpdir(), 'keymesh-test-'))
-  const ports: number[] = []
-  while (ports.length < n) {
-    const p = await freePort()
-    if (!ports.includes(p)) ports.push(p)
-  }
+  const ports = await freeListenPorts(n)
   const inits = await Promise.all(ports.map(async (port, k) => {
     const dataDir = join(dir, `node${k + 1}`)
     const r = await runCli(['node', 'init', '--data', dataDir, '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--insecure-dev-passphrase', '--json'])
