@@ -228,7 +228,9 @@ export async function devUp (opts: DevUpOptions): Promise<DevClusterInfo> {
 
   progress({ phase: 'dev', note: `initialising ${n} nodes` })
   const ports = await freeListenPorts(n)
-  const nodes: DevNodeState[] = await Promise.all(ports.map(async (port, j) => {
+  // allSettled, not all: when one `node init` fails, the others must have finished before the
+  // caller's clean-up removes the directory (else they recreate folders inside a removed tree).
+  const inits = await Promise.allSettled(ports.map(async (port, j): Promise<DevNodeState> => {
     const index = j + 1
     const dataDir = join(dir, `node-${index}`)
     const keyFile = join(dir, `node-${index}.storage-key`)
@@ -238,6 +240,9 @@ export async function devUp (opts: DevUpOptions): Promise<DevClusterInfo> {
     const peerId = (JSON.parse(out) as { peerId: string }).peerId
     return { index, peerId, port, address, dataDir, keyFile, log: join(dir, `node-${index}.log`), pidFile: join(dir, `node-${index}.pid`), argv: [] }
   }))
+  const failedInit = inits.find(r => r.status === 'rejected')
+  if (failedInit !== undefined) throw failedInit.reason
+  const nodes = inits.map(r => (r as PromiseFulfilledResult<DevNodeState>).value)
 
   const identities = {} as Record<DevIdentityName, string>
   const clients: Array<{ name: string, peerId: string }> = []

@@ -24,11 +24,13 @@ import { createHash } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { BadInputError } from './errors.ts'
 import { concat, fromB64u, utf8 } from './bytes.ts'
+import { Tag } from './constants.ts'
 import { canonicalJson } from './manifest.ts'
 import { ed25519Verify } from './frost.ts'
 
-export const AUDIT_RECORD_TAG = 'keymesh/v1/audit/record'
-export const AUDIT_HEAD_TAG = 'keymesh/v1/audit/head'
+/** Domain-separation tags (protocol/constants.ts Tag; re-exported under their old names). */
+export const AUDIT_RECORD_TAG = Tag.AUDIT_RECORD
+export const AUDIT_HEAD_TAG = Tag.AUDIT_HEAD
 export const AUDIT_VERSION = 1
 export const GENESIS_PREV = '0'.repeat(64)
 /** Largest accepted record line (characters). */
@@ -77,12 +79,12 @@ function sha256Hex (...parts: Uint8Array[]): string { return createHash('sha256'
 export function recordHash (r: Omit<AuditRecord, 'hash'> & { hash?: string }): string {
   const { hash: _h, ...rest } = r
   void _h
-  return sha256Hex(utf8(AUDIT_RECORD_TAG), new Uint8Array([0]), utf8(canonicalJson(rest)))
+  return sha256Hex(utf8(Tag.AUDIT_RECORD), new Uint8Array([0]), utf8(canonicalJson(rest)))
 }
 
 /** Bytes a node signs for a head. Throws BadInputError. */
 export function headSigningBytes (cluster: string, node: string, seq: number, prev: string, time: string): Uint8Array {
-  return concat(utf8(AUDIT_HEAD_TAG), new Uint8Array([0]), utf8(canonicalJson({ cluster, node, seq, prev, time })))
+  return concat(utf8(Tag.AUDIT_HEAD), new Uint8Array([0]), utf8(canonicalJson({ cluster, node, seq, prev, time })))
 }
 
 /** Verifies a head signature with the node's PeerId public key. Never throws. */

@@ -25,7 +25,19 @@ export const Tag = {
   ARTIFACT_KEY: 'keymesh/v1/artifact/key',
   ARTIFACT_HEADER: 'keymesh/v1/artifact/header',
   STORAGE_KEY: 'keymesh/v1/storage/key',
-  BUNDLE: 'keymesh/v1/bundle'
+  BUNDLE: 'keymesh/v1/bundle',
+  // The next five frame their input as utf8(tag) ‖ 0x00 ‖ RFC 8785 canonical JSON (no length
+  // prefix: the JSON cannot contain 0x00, so the framing is still injective).
+  /** Admin signatures on a policy document (policy.ts, docs/POLICY.md). */
+  POLICY: 'keymesh/v1/policy',
+  /** Admin approvals of one release for one environment (policy.ts). */
+  APPROVAL: 'keymesh/v1/approval',
+  /** Admin signatures on a lifecycle order (order.ts). */
+  ORDER: 'keymesh/v1/order',
+  /** Hash of one audit record (audit.ts). */
+  AUDIT_RECORD: 'keymesh/v1/audit/record',
+  /** A node's signature on its audit chain head (audit.ts). */
+  AUDIT_HEAD: 'keymesh/v1/audit/head'
 } as const
 
 /** Sizes of group elements (edwards25519, RFC 8032 encodings). */

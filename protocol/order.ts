@@ -17,7 +17,7 @@
  */
 import { BadInputError, UnsupportedVersionError } from './errors.ts'
 import { aint, concat, utf8 } from './bytes.ts'
-import { MAX_NODES } from './constants.ts'
+import { MAX_NODES, Tag } from './constants.ts'
 import { canonicalJson } from './manifest.ts'
 import { validateNodeAddress, validatePeerId } from './cluster.ts'
 import type { ClusterFile } from './cluster.ts'
@@ -25,8 +25,8 @@ import { parseAdminSignature, verifyAdminSignatures } from './admin.ts'
 import type { AdminSignature } from './admin.ts'
 import { aarray, aobj } from './json.ts'
 
-/** Domain-separation tag of order signatures. */
-export const ORDER_TAG = 'keymesh/v1/order'
+/** Domain-separation tag of order signatures (protocol/constants.ts Tag.ORDER). */
+export const ORDER_TAG = Tag.ORDER
 export const ORDER_FORMAT = 'keymesh.order'
 export const ORDER_VERSION = 1
 /** Largest signed order text accepted (a reshare order lists at most MAX_NODES members). */
@@ -131,7 +131,7 @@ export function validateOrder (v: unknown): Order {
 
 /** The bytes admins sign: tag ‖ 0x00 ‖ canonical JSON (RFC 8785) of the validated order. Throws BadInputError. */
 export function orderSigningBytes (order: Order): Uint8Array {
-  return concat(utf8(ORDER_TAG), new Uint8Array([0]), utf8(canonicalJson(validateOrder(order))))
+  return concat(utf8(Tag.ORDER), new Uint8Array([0]), utf8(canonicalJson(validateOrder(order))))
 }
 
 /** Canonical JSON of a signed order (what is pushed, stored and gossiped). Throws BadInputError. */

@@ -17,6 +17,7 @@
  */
 import { BadInputError, UnsupportedVersionError } from './errors.ts'
 import { aint, concat, fromB64u, toB64u, utf8 } from './bytes.ts'
+import { Tag } from './constants.ts'
 import { canonicalJson } from './manifest.ts'
 import { ED25519_SIG_LEN, ed25519Verify } from './frost.ts'
 import { NAME_PATTERN, validatePeerId } from './cluster.ts'
@@ -25,9 +26,9 @@ import { parseAdminSignature, verifyAdminSignatures } from './admin.ts'
 import type { AdminSignature } from './admin.ts'
 import { aarray, abool, aobj } from './json.ts'
 
-/** Domain-separation tags (local until they move to protocol/constants.ts Tag). */
-export const POLICY_TAG = 'keymesh/v1/policy'
-export const APPROVAL_TAG = 'keymesh/v1/approval'
+/** Domain-separation tags (protocol/constants.ts Tag; re-exported under their old names). */
+export const POLICY_TAG = Tag.POLICY
+export const APPROVAL_TAG = Tag.APPROVAL
 export const POLICY_FORMAT = 'keymesh.policy'
 export const POLICY_VERSION = 1
 export const APPROVAL_FORMAT = 'keymesh.approval'
@@ -183,7 +184,7 @@ export function validatePolicy (v: unknown): Policy {
 
 /** The bytes admins sign for a policy: tag ‖ 0x00 ‖ RFC 8785 canonical JSON. Throws BadInputError. */
 export function policySigningBytes (p: Policy): Uint8Array {
-  return concat(utf8(POLICY_TAG), new Uint8Array([0]), utf8(canonicalJson(validatePolicy(p))))
+  return concat(utf8(Tag.POLICY), new Uint8Array([0]), utf8(canonicalJson(validatePolicy(p))))
 }
 
 /** Canonical JSON text of a policy (RFC 8785). Throws BadInputError. */
@@ -246,7 +247,7 @@ export interface Approval {
 /** The bytes an admin signs for an approval: tag ‖ 0x00 ‖ canonical JSON of the statement. Throws BadInputError. */
 export function approvalSigningBytes (a: Omit<Approval, 'admin' | 'sig'> & { admin: string }): Uint8Array {
   const stmt = { format: APPROVAL_FORMAT, cluster: a.cluster, app: a.app, env: a.env, release: a.release, envelope: a.envelope, admin: a.admin }
-  return concat(utf8(APPROVAL_TAG), new Uint8Array([0]), utf8(canonicalJson(stmt)))
+  return concat(utf8(Tag.APPROVAL), new Uint8Array([0]), utf8(canonicalJson(stmt)))
 }
 
 /** Parses an approval (JSON text or value). Throws BadInputError. */
