@@ -8,6 +8,7 @@
  *   keymesh deploy --cluster C --identity ID --release DIR [--bundle BUNDLE] --out FILE [--on-verify-failure block|warn]
  *   keymesh verify --cluster C --release DIR [--jwks FILE | --identity ID]
  *   keymesh jwks --cluster C --identity ID [--out FILE]
+ *   keymesh rewrap --to-latest --cluster C --identity ID --in FILES|DIRS... [--out DIR] [--force] [--batch N]
  *   keymesh dev up --dir DIR [--nodes 5] [--threshold 3] | dev down --dir DIR | dev stop|start --dir DIR --node I
  *
  * Results go to stdout (human text, or JSON with --json); progress and warnings to stderr.
@@ -16,9 +17,9 @@
  * Every file written is written atomically (temp + fsync + rename); nothing partial on failure.
  */
 import type { Command } from 'commander'
-import { BadInputError } from '../protocol/errors.ts'
+import { BadInputError, ExitCode, KeymeshError } from '../protocol/errors.ts'
 import { fromB64u, toB64u } from '../protocol/bytes.ts'
-import { RECIPIENT_KEY_LEN } from '../protocol/constants.ts'
+import { MAX_BATCH, RECIPIENT_KEY_LEN } from '../protocol/constants.ts'
 import { jwksFromKeySets, validateJwks } from '../protocol/jws.ts'
 import type { Jwks } from '../protocol/jws.ts'
 import { KeymeshClient, loadClusterFile } from './client.ts'
@@ -27,6 +28,7 @@ import { build } from './build.ts'
 import { deploy, prepareBundle } from './deploy.ts'
 import type { OnVerifyFailure } from './deploy.ts'
 import { verifyRelease } from './verify.ts'
+import { DEFAULT_MIGRATE_BATCH, migrateToLatest } from './migrate.ts'
 import { loadRelease } from './release-layout.ts'
 import { defaultCacheDir, readCachedKeySet } from './keyset-fetch.ts'
 import { atomicWriteFile, cleanupTempsSync, exists, readJsonCapped, readTextCapped } from './fsutil.ts'
@@ -234,6 +236,46 @@ export function registerClientCommands (program: Command): void {
       const r = await withClient(o, async c => await prepareBundle(c, { release: o.release, target, out: o.out, approvals }))
       out(o.json, { out: r.out, nodes: r.bundle.partials.map(p => p.index), failures: r.failures, recipient: toB64u(target) },
         `wrote bundle ${r.out} for target ${toB64u(target)} with sealed partials from nodes ${r.bundle.partials.map(p => p.index).join(', ')}\n`)
+    })
+
+  // ---- rewrap --to-latest
+  program.command('rewrap')
+    .description('move envelopes wrapped under older epochs to the newest epoch (batched through k nodes); label unchanged except the epoch')
+    .option('--to-latest', 'move every envelope older than the newest epoch (required)')
+    .option('--cluster <file>', 'cluster file (required)')
+    .option('--identity <file>', 'identity whose policy role may rewrap these labels (required)')
+    .option('--in <paths...>', 'envelope files (binary KMEV or armored) and/or directories (walked; other files skipped)')
+    .option('--out <dir>', 'write moved envelopes here (same relative paths); without it, --force replaces the inputs in place')
+    .option('--force', 'overwrite existing output files (or replace inputs in place without --out)')
+    .option('--batch <n>', `envelopes per batch request (1..${MAX_BATCH})`, String(DEFAULT_MIGRATE_BATCH))
+    .option('--cache-dir <dir>', 'key-set cache directory')
+    .option('--quiet', 'no progress on stderr')
+    .option('--json', 'print JSON')
+    .addHelpText('after', example([
+      'keymesh rewrap --to-latest --cluster cluster.json --identity ops.json --in envelopes/ --out envelopes-latest/',
+      'keymesh rewrap --to-latest --cluster cluster.json --identity ops.json --in a.kmev b.kmev --force'
+    ]))
+    .action(async (o: Partial<Common> & { toLatest?: boolean, in?: string[], out?: string, force?: boolean, batch: string }) => {
+      installInterruptCleanup()
+      if (o.toLatest !== true) throw new BadInputError('--to-latest', 'required (the only rewrap mode of the CLI: move envelopes to the newest epoch)')
+      for (const [k, v] of [['--cluster', o.cluster], ['--identity', o.identity]] as const) if (v === undefined) throw new BadInputError(k, 'required')
+      if (o.in === undefined || o.in.length === 0) throw new BadInputError('--in', 'required: envelope files or directories')
+      const quiet = o.quiet === true || o.json === true
+      const r = await withClient(o as Common, async c => await migrateToLatest(c, {
+        inputs: o.in as string[],
+        outDir: o.out,
+        force: o.force === true,
+        batchSize: int('--batch', o.batch, 1, MAX_BATCH),
+        onProgress: quiet ? undefined : line => { process.stderr.write(line + '\n') }
+      }))
+      const summaryLine = `moved ${r.moved.length}, already latest ${r.alreadyLatest.length}, failed ${r.failed.length} (epoch ${r.epoch}, ${(r.ms / 1000).toFixed(1)} s)`
+      out(o.json, { epoch: r.epoch, moved: r.moved, alreadyLatest: r.alreadyLatest, failed: r.failed, ms: r.ms },
+        `${summaryLine}\n${r.failed.map(f => `failed: ${f.path}: ${f.reason}\n`).join('')}`)
+      if (r.failed.length > 0) {
+        // Exit with the highest exit code among the failures (5 quorum, 4 tampered, 3 refused, 2 bad input).
+        const code = r.failed.map(f => f.code).reduce((a, b) => ExitCode[b] > ExitCode[a] ? b : a)
+        throw new KeymeshError(code, `${r.failed.length} envelope file(s) not moved (listed above)`)
+      }
     })
 
   // ---- verify

@@ -18,7 +18,8 @@ import { ClientTransport } from './transport.ts'
 import type { TransportOptions } from './transport.ts'
 import { loadIdentity } from './identity.ts'
 import type { ClientIdentity } from './identity.ts'
-import { defaultCacheDir, fetchKeySet, listCachedEpochs, readCachedKeySet } from './keyset-fetch.ts'
+import { defaultCacheDir, fetchKeySet, listCachedEpochs, readCachedKeySet, writeCachedKeySet } from './keyset-fetch.ts'
+import { idOf, rememberGeneration } from './generations.ts'
 import type { KeySetFetchOptions } from './keyset-fetch.ts'
 import { rewrap, rewrapBatch } from './rewrap.ts'
 import type { RewrapBatchResult, RewrapOptions, RewrapResult } from './rewrap.ts'
@@ -87,10 +88,25 @@ export class KeymeshClient {
   /** A fresh random 32-byte data key (owned by the caller: zero it after use). */
   static newDataKey (): Uint8Array { return new Uint8Array(randomBytes(DATA_KEY_LEN)) }
 
+  /**
+   * Adopts a newer generation of a key set (share refresh) that k nodes vouched for — k partials
+   * (or k FROST shares) combined under it — as this client's key set of its epoch, in memory and in
+   * the on-disk cache. A generation seen from fewer than k nodes never gets here. Never throws.
+   */
+  async adoptGeneration (ks: KeySet): Promise<void> {
+    const cur = this.keySets.get(ks.epoch)
+    rememberGeneration(this.transport, ks)
+    if (cur !== undefined && idOf(cur) === idOf(ks)) return
+    this.keySets.set(ks.epoch, ks)
+    if (this.cacheDir !== undefined) await writeCachedKeySet(this.cacheDir, ks)
+  }
+
   /** Recovers an envelope's data key through k nodes (see rewrap.ts). Throws as `rewrap`. */
   async rewrap (e: Envelope, opts: RewrapOptions = {}): Promise<RewrapResult> {
     const ks = await this.keySet(e.label.epoch)
-    return await rewrap(this.transport, ks, e, opts)
+    const r = await rewrap(this.transport, ks, e, opts)
+    if (r.keySet !== ks) await this.adoptGeneration(r.keySet)
+    return r
   }
 
   /** Batch rewrap of envelopes of one epoch (see rewrap.ts). Throws as `rewrapBatch`, BadInputError for mixed epochs. */
@@ -99,13 +115,20 @@ export class KeymeshClient {
     const epoch = (es[0] as Envelope).label.epoch
     if (es.some(e => e.label.epoch !== epoch)) throw new BadInputError('envelopes', 'all envelopes of a batch must have the same epoch')
     const ks = await this.keySet(epoch)
-    return await rewrapBatch(this.transport, ks, es, opts)
+    const r = await rewrapBatch(this.transport, ks, es, opts)
+    if (r.keySet !== undefined && r.keySet !== ks) await this.adoptGeneration(r.keySet)
+    return r
   }
 
-  /** Threshold Ed25519 signature by the cluster's sign key of `epoch` (default current). Throws as `thresholdSign`. */
-  async sign (message: Uint8Array, opts: SignOptions & { epoch?: number } = {}): Promise<SignResult & { keySet: KeySet }> {
+  /**
+   * Threshold Ed25519 signature by the cluster's sign key of `epoch` (default current). `keySet`
+   * in the result is the generation the signers used. Throws as `thresholdSign`.
+   */
+  async sign (message: Uint8Array, opts: SignOptions & { epoch?: number } = {}): Promise<SignResult> {
     const ks = await this.keySet(opts.epoch)
-    return { ...await thresholdSign(this.transport, ks, message, opts), keySet: ks }
+    const r = await thresholdSign(this.transport, ks, message, opts)
+    if (r.keySet !== ks) await this.adoptGeneration(r.keySet)
+    return r
   }
 
   /**

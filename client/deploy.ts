@@ -8,8 +8,10 @@
  *  2. verify the manifest JWS against the k-agreed key set of its epoch — on failure `block`
  *     (default) stops here, `warn` reports and continues;
  *  3. check the encrypted artifact's size against the manifest (cheap, before any key work);
- *  4. get the release key: open the bundle (sealed to this identity's recipient key) or rewrap
- *     through k nodes (hedged, lying nodes blamed and routed around);
+ *  4. get the release key: open the bundle (sealed to this identity's recipient key; a bundle made
+ *     before a share refresh names an older generation of the epoch's key set, which is fetched
+ *     and checked against the trusted one — client/generations.ts) or rewrap through k nodes
+ *     (hedged, lying nodes blamed and routed around, one generation per combine);
  *  5. stream-decrypt into a temp file next to `out`, hashing the ciphertext on the way; compare
  *     SHA-256 and size with the signed manifest; fsync; rename into place.
  * Any failure removes the temp file: `out` either does not appear or is complete and verified.
@@ -23,7 +25,6 @@ import { dirname } from 'node:path'
 import { BadInputError, NotAuthorizedError, VerificationError } from '../protocol/errors.ts'
 import type { NodeFailure } from '../protocol/errors.ts'
 import { equalBytes, toHex } from '../protocol/bytes.ts'
-import { keySetId } from '../protocol/keyset.ts'
 import type { KeySet } from '../protocol/keyset.ts'
 import { decryptArtifact } from '../protocol/artifact.ts'
 import { encodeEnvelope, envelopeId } from '../protocol/envelope.ts'
@@ -41,6 +42,7 @@ import { verifyReleaseSignature } from './verify.ts'
 import { writeAll } from './build.ts'
 import { rewrap } from './rewrap.ts'
 import { failureOf, quorumError } from './quorum.ts'
+import { GenerationGroups, checkGeneration, idOf, namedGeneration, reaskDelay, resolveGeneration } from './generations.ts'
 import { noProgress } from './progress.ts'
 import type { ProgressFn } from './progress.ts'
 
@@ -123,7 +125,9 @@ export async function deploy (client: KeymeshClient, opts: DeployOptions): Promi
     if (opts.bundle !== undefined) {
       keySource = 'bundle'
       progress({ phase: 'bundle', note: opts.bundle })
-      const r = await openReleaseBundle(opts.bundle, rel, ks, client.identity.recipientSecretKey)
+      // A bundle made before a share refresh names an older generation of the epoch's key set:
+      // fetch that generation (checked against the trusted key set) instead of refusing.
+      const r = await openReleaseBundle(opts.bundle, rel, ks, client.identity.recipientSecretKey, async id => await resolveGeneration(client.transport, ks, id))
       releaseKey = r.key
       nodes = r.nodes
       failures = r.blame.map(i => ({ index: i, code: 'VERIFICATION_FAILED', detail: 'its sealed partial in the bundle did not verify' }))
@@ -132,6 +136,8 @@ export async function deploy (client: KeymeshClient, opts: DeployOptions): Promi
       progress({ phase: 'rewrap', note: `asking ${ks.threshold} of ${ks.n} nodes` })
       const r = await rewrap(client.transport, ks, rel.envelope, { deadlineMs: opts.deadlineMs, manifests: [rel.jws], approvals: opts.approvals })
       releaseKey = r.dataKey
+      // k nodes vouched for the generation they answered with (share refresh): cache it.
+      if (r.keySet !== ks) await client.adoptGeneration(r.keySet)
       nodes = r.nodes
       failures = r.failures
     }
@@ -144,15 +150,23 @@ export async function deploy (client: KeymeshClient, opts: DeployOptions): Promi
 }
 
 /**
- * Opens a bundle for the release's envelope. Throws NotAuthorizedError (sealed to another
- * target), BadInputError (malformed, other key set, envelope not in the bundle),
- * VerificationError (fewer than k partials verify; blame).
+ * Opens a bundle for the release's envelope. A bundle naming another generation of `ks`'s epoch
+ * (made before or after a share refresh) is opened with the key set `resolve` returns for its id
+ * (resolveGeneration: same group keys as `ks`, id checked); without `resolve` it is refused.
+ * Throws NotAuthorizedError (sealed to another target), BadInputError (malformed, other key set,
+ * envelope not in the bundle), VerificationError (fewer than k partials verify; blame; the bundle's
+ * generation is not a refresh of `ks`).
  */
-export async function openReleaseBundle (path: string, rel: LoadedRelease, ks: KeySet, recipientSecret: Uint8Array): Promise<{ key: Uint8Array, nodes: number[], blame: number[] }> {
+export async function openReleaseBundle (path: string, rel: LoadedRelease, ks: KeySet, recipientSecret: Uint8Array, resolve?: (keySetId: string) => Promise<KeySet>): Promise<{ key: Uint8Array, nodes: number[], blame: number[] }> {
   const bundle = decodeBundle(await readFileCapped('bundle', path, MAX_BUNDLE_LEN))
   const myPub = recipientPublicFromSecret(recipientSecret)
   if (!equalBytes(bundle.recipient, myPub)) throw new NotAuthorizedError('this bundle is sealed to another deploy target (its recipient key is not this identity\'s); prepare a bundle with this identity\'s recipient public key')
-  if (bundle.keySetId !== keySetId(ks)) throw new BadInputError('bundle.keySetId', `bundle is for another key set than epoch ${ks.epoch} of this cluster`)
+  if (bundle.keySetId !== idOf(ks)) {
+    if (resolve === undefined) throw new BadInputError('bundle.keySetId', `bundle is for another key set than epoch ${ks.epoch} of this cluster`)
+    const gks = await resolve(bundle.keySetId)
+    checkGeneration(ks, gks, bundle.keySetId)
+    ks = gks
+  }
   const want = toHex(envelopeId(rel.envelope))
   const pos = bundle.envelopes.findIndex(e => toHex(envelopeId(e)) === want)
   if (pos < 0) throw new BadInputError('bundle', 'the bundle does not contain this release\'s envelope')
@@ -240,43 +254,84 @@ export async function prepareBundle (client: KeymeshClient, opts: PrepareOptions
   const ks = await client.keySet(rel.manifest.epoch)
   verifyReleaseSignature(rel, [ks], client.cluster.clusterId)
   checkReleaseConsistency(rel)
-  const { entries, failures } = await collectSealed(client, ks, [rel.envelope], opts.target, opts.deadlineMs ?? 10_000, opts.graceMs ?? 250, { manifests: [rel.jws], approvals: opts.approvals })
-  const bundle: Bundle = { version: 1, recipient: new Uint8Array(opts.target), keySetId: keySetId(ks), envelopes: [rel.envelope], partials: entries }
+  const { entries, failures, keySet: gks } = await collectSealed(client, ks, [rel.envelope], opts.target, opts.deadlineMs ?? 10_000, opts.graceMs ?? 250, { manifests: [rel.jws], approvals: opts.approvals })
+  // The bundle names the generation whose shares computed its partials (one generation only).
+  const bundle: Bundle = { version: 1, recipient: new Uint8Array(opts.target), keySetId: idOf(gks), envelopes: [rel.envelope], partials: entries }
   await atomicWriteFile(opts.out, encodeBundle(bundle), { exclusive: true, field: 'out', mode: 0o644 })
   return { out: opts.out, bundle, failures }
 }
 
 /**
  * Asks every node for a `partial.batch` of `es` sealed to `recipient`; resolves when all answered,
- * or k answered and `graceMs` passed, or at the deadline with ≥ k. Throws the quorum error otherwise.
+ * or k answered and `graceMs` passed, or at the deadline with ≥ k. Answers are grouped by the key-set
+ * generation each node names (share refresh): only the newest group with ≥ k answers is returned,
+ * with its key set (checked against `ks`; a node naming an unknown or invalid generation is
+ * blamed). When the answers are split so that no group reaches k, the nodes outside the newest
+ * group are asked again after a short backoff, within the deadline. The partials are sealed to
+ * `recipient`, so they cannot be verified here: the recipient verifies them when opening the bundle.
+ * Throws the quorum error when no generation gets k answers.
  */
-export async function collectSealed (client: KeymeshClient, ks: KeySet, es: Envelope[], recipient: Uint8Array, deadlineMs: number, graceMs: number, present: { manifests?: string[], approvals?: string[] } = {}): Promise<{ entries: SealedEntry[], failures: NodeFailure[] }> {
+export async function collectSealed (client: KeymeshClient, ks: KeySet, es: Envelope[], recipient: Uint8Array, deadlineMs: number, graceMs: number, present: { manifests?: string[], approvals?: string[] } = {}): Promise<{ entries: SealedEntry[], failures: NodeFailure[], keySet: KeySet }> {
   const t = client.transport
   const envelopes = es.map(encodeEnvelope)
-  const entries: SealedEntry[] = []
-  const failures: NodeFailure[] = []
+  const groups = new GenerationGroups<{ sealed: Uint8Array, ks: KeySet }>(idOf(ks))
+  const failed = new Map<number, NodeFailure>()
   const ctl = new AbortController()
-  const all = t.indices
-  await new Promise<void>((resolve) => {
-    let settled = 0
-    let grace: NodeJS.Timeout | undefined
-    const done = (): void => { clearTimeout(deadline); if (grace !== undefined) clearTimeout(grace); ctl.abort(); resolve() }
-    const deadline = setTimeout(done, deadlineMs)
-    for (const index of all) {
-      t.call(index, 'partial.batch', { epoch: ks.epoch, envelopes, recipient, ...(present.manifests !== undefined && present.manifests.length > 0 ? { manifests: present.manifests } : {}), ...(present.approvals !== undefined && present.approvals.length > 0 ? { approvals: present.approvals } : {}) }, { timeoutMs: deadlineMs, signal: ctl.signal }).then((res) => {
-        entries.push({ index, sealed: res.sealed })
-      }, (err: unknown) => { failures.push(failureOf(index, err)) }).finally(() => {
-        settled++
-        if (settled === all.length) done()
-        else if (grace === undefined && entries.length >= ks.threshold) grace = setTimeout(done, graceMs)
-      })
-    }
-  })
-  // Stop accepting late answers: copy what arrived before the cut-off.
-  const got = [...entries].sort((a, b) => a.index - b.index)
-  if (got.length < ks.threshold) {
-    for (const i of all) if (!got.some(e => e.index === i) && !failures.some(f => f.index === i)) failures.push({ index: i, code: 'TIMEOUT', detail: 'no answer before the deadline' })
-    throw quorumError(ks.threshold, got.length, failures, ks.n)
+  const deadlineAt = Date.now() + deadlineMs
+  const body = { epoch: ks.epoch, envelopes, recipient, ...(present.manifests !== undefined && present.manifests.length > 0 ? { manifests: present.manifests } : {}), ...(present.approvals !== undefined && present.approvals.length > 0 ? { approvals: present.approvals } : {}) }
+  const round = async (targets: number[]): Promise<void> => {
+    await new Promise<void>((resolve) => {
+      let settled = 0
+      let grace: NodeJS.Timeout | undefined
+      let over = false
+      const done = (): void => { over = true; clearTimeout(deadline); if (grace !== undefined) clearTimeout(grace); resolve() }
+      const deadline = setTimeout(done, Math.max(1, deadlineAt - Date.now()))
+      for (const index of targets) {
+        (async () => {
+          const res = await t.call(index, 'partial.batch', body, { timeoutMs: Math.max(1, deadlineAt - Date.now()), signal: ctl.signal })
+          const id = namedGeneration(index, res.keySetId, ks)
+          const gks = await resolveGeneration(t, ks, id, { from: index, signal: ctl.signal })
+          return { id, sealed: res.sealed, gks }
+        })().then((r) => {
+          if (over) return
+          failed.delete(index)
+          groups.set(index, r.id, { sealed: r.sealed, ks: r.gks })
+        }, (err: unknown) => {
+          if (over) return
+          groups.delete(index)
+          failed.set(index, failureOf(index, err))
+        }).finally(() => {
+          settled++
+          if (settled === targets.length) done()
+          else if (grace === undefined && groups.ready(ks.threshold) !== undefined) grace = setTimeout(done, graceMs)
+        })
+      }
+    })
   }
-  return { entries: got, failures: failures.sort((a, b) => a.index - b.index) }
+  try {
+    await round(t.indices)
+    for (let r = 0; groups.ready(ks.threshold) === undefined; r++) {
+      const wait = reaskDelay(r)
+      if (groups.size < ks.threshold || Date.now() + wait >= deadlineAt) break
+      await new Promise(resolve => setTimeout(resolve, wait))
+      await round(groups.outsideNewest())
+    }
+  } finally {
+    // Stop accepting late answers.
+    ctl.abort()
+  }
+  const group = groups.ready(ks.threshold)
+  const failures = [...failed.values()]
+  if (group === undefined) {
+    for (const i of t.indices) {
+      if (failed.has(i)) continue
+      const id = groups.generationOf(i)
+      if (id === undefined) failures.push({ index: i, code: 'TIMEOUT', detail: 'no answer before the deadline' })
+      else failures.push({ index: i, code: 'CONFLICT', detail: `answered with key set generation ${id.slice(0, 16)}…; no generation reached ${ks.threshold} answers (a share refresh in progress?)` })
+    }
+    throw quorumError(ks.threshold, groups.maxGroupSize(), failures, ks.n)
+  }
+  const entries = [...group.answers].map(([index, a]) => ({ index, sealed: a.sealed })).sort((a, b) => a.index - b.index)
+  const first = group.answers.values().next().value as { ks: KeySet }
+  return { entries, failures: failures.sort((a, b) => a.index - b.index), keySet: first.ks }
 }

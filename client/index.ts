@@ -3,7 +3,9 @@
  *
  * Connect to a cluster with an enrolled identity, fetch the key set (k-agreed), wrap keys,
  * rewrap them through any k nodes (hedged, lying nodes blamed), batch rewrap, threshold-sign,
- * and the build / deploy-prepare / deploy / verify flows over release directories.
+ * the build / deploy-prepare / deploy / verify flows over release directories, and moving
+ * envelopes to the newest epoch (migrateToLatest). Key-set generations (share refresh) are
+ * handled inside every quorum operation (generations.ts).
  * docs/CLIENT.md has runnable examples.
  */
 import '../protocol/polyfill.ts'
@@ -20,6 +22,10 @@ export type { ClientIdentity, IdentityFileJSON, AdminKey, AdminKeyFileJSON } fro
 export { fetchKeySet, defaultCacheDir, listCachedEpochs, readCachedKeySet, writeCachedKeySet, checkKeySetMatchesCluster } from './keyset-fetch.ts'
 export type { KeySetFetchOptions } from './keyset-fetch.ts'
 export { rewrap, rewrapBatch } from './rewrap.ts'
+export { resolveGeneration, checkGeneration } from './generations.ts'
+export type { ResolveOptions } from './generations.ts'
+export { migrateToLatest, DEFAULT_MIGRATE_BATCH } from './migrate.ts'
+export type { MigrateOptions, MigrateResult, MigrateFailure } from './migrate.ts'
 export type { RewrapOptions, RewrapResult, RewrapBatchResult } from './rewrap.ts'
 export { thresholdSign } from './sign.ts'
 export type { SignOptions, SignResult } from './sign.ts'

@@ -9,8 +9,11 @@
  * nodes can do nothing).
  *
  * Cache: `<cacheDir>/keysets/<clusterId>/<epoch>.kks` holds the encoded key set of each epoch seen.
- * A key set of a given epoch never changes, so a request for a known epoch (deploy of an existing
- * release) is served from the cache without network. A request for the current epoch always asks
+ * The group keys of an epoch never change, so a request for a known epoch (deploy of an existing
+ * release) is served from the cache without network. A share refresh makes a new GENERATION of the
+ * epoch's key set (same group keys, new verifying shares); the cached one stays a valid trust anchor
+ * and the client learns the newer generation from the nodes' answers (client/generations.ts); it
+ * replaces the cached one only when k nodes vouched for it. A request for the current epoch always asks
  * the nodes, and so learns of a new epoch as soon as k nodes serve it; the new epoch is then cached.
  * Cached bytes are decoded as strictly as network bytes (they are local files, not proofs).
  */
@@ -19,13 +22,17 @@ import { join } from 'node:path'
 import { homedir } from 'node:os'
 import { BadInputError, ErrorCode } from '../protocol/errors.ts'
 import type { NodeFailure } from '../protocol/errors.ts'
-import { toHex } from '../protocol/bytes.ts'
-import { decodeKeySet, encodeKeySet } from '../protocol/keyset.ts'
+import { equalBytes, toHex } from '../protocol/bytes.ts'
+import { decodeKeySet, encodeKeySet, signKey, wrapKey } from '../protocol/keyset.ts'
 import type { KeySet } from '../protocol/keyset.ts'
 import type { ClusterFile } from '../protocol/cluster.ts'
 import { atomicWriteFile, ensureDir, readOwnFile } from './fsutil.ts'
 import type { ClientTransport } from './transport.ts'
 import { failureOf, quorumError } from './quorum.ts'
+import { reaskDelay } from './generations.ts'
+
+/** How long a key-set fetch keeps re-asking nodes whose answers are split (a refresh or rotation committing). */
+const REASK_BUDGET_MS = 3_000
 
 /** Options of a key-set fetch. */
 export interface KeySetFetchOptions {
@@ -99,7 +106,9 @@ export async function writeCachedKeySet (cacheDir: string, ks: KeySet): Promise<
 /**
  * Fetches the key set from the nodes and accepts it only when ≥ k nodes returned identical bytes
  * that decode strictly and match the cluster file. Without `epoch`, the newest epoch with k
- * agreement wins. Uses/updates the cache when `cacheDir` is set.
+ * agreement wins. Uses/updates the cache when `cacheDir` is set. When every node answered but the
+ * answers are split so that no key set has k (a share refresh or rotation committing right now),
+ * the answering nodes are asked again after a short backoff, within the deadline.
  * Throws QuorumUnavailableError (fewer than k agreeing nodes within the deadline; each node's
  * failure listed), NotAuthorizedError when nodes refuse this client.
  */
@@ -111,71 +120,122 @@ export async function fetchKeySet (t: ClientTransport, opts: KeySetFetchOptions 
     if (cached !== undefined) return cached
   }
   const deadlineMs = opts.deadlineMs ?? 8_000
+  const deadlineAt = Date.now() + deadlineMs
   const graceMs = opts.graceMs ?? 150
   const ctl = new AbortController()
   const failures: NodeFailure[] = []
-  const groups = new Map<string, { bytes: Uint8Array, nodes: number[] }>()
-  let settled = 0
-  const n = cluster.nodes.length
-
-  const ks = await new Promise<KeySet | undefined>((resolve) => {
+  /** Each node's latest answer (hex of the key set bytes); a re-asked node's answer replaces it. */
+  const answerOf = new Map<number, string>()
+  const bytesOf = new Map<string, Uint8Array>()
+  const groups = (): Map<string, number[]> => {
+    const g = new Map<string, number[]>()
+    for (const [i, key] of answerOf) g.set(key, [...(g.get(key) ?? []), i])
+    return g
+  }
+  const invalid = new Set<string>()
+  // Among groups with ≥ k agreeing nodes, the newest epoch that decodes and matches the cluster.
+  const pick = (): KeySet | undefined => {
+    const candidates: KeySet[] = []
+    for (const [key, nodes] of groups()) {
+      if (nodes.length < k || invalid.has(key)) continue
+      try {
+        const d = decodeKeySet(bytesOf.get(key) as Uint8Array)
+        checkKeySetMatchesCluster(d, cluster)
+        if (opts.epoch !== undefined && d.epoch !== opts.epoch) continue
+        candidates.push(d)
+      } catch (err) {
+        invalid.add(key)
+        for (const i of nodes) failures.push({ index: i, code: ErrorCode.VERIFICATION_FAILED, detail: `served an invalid key set (${(err as Error).message})` })
+      }
+    }
+    candidates.sort((a, b) => b.epoch - a.epoch)
+    return candidates[0]
+  }
+  /**
+   * True when two answered key sets are generations of one epoch (same group keys: a share refresh)
+   * or different epochs (a rotation) of this cluster — a split that resolves by itself. A forged or
+   * malformed key set never makes a split worth waiting for.
+   */
+  const convergingSplit = (): boolean => {
+    const sets: KeySet[] = []
+    for (const key of groups().keys()) {
+      if (invalid.has(key)) continue
+      try {
+        const d = decodeKeySet(bytesOf.get(key) as Uint8Array)
+        checkKeySetMatchesCluster(d, cluster)
+        sets.push(d)
+      } catch { invalid.add(key) }
+    }
+    for (let i = 0; i < sets.length; i++) {
+      for (let j = i + 1; j < sets.length; j++) {
+        const a = sets[i] as KeySet
+        const b = sets[j] as KeySet
+        if (a.epoch !== b.epoch) return true
+        if (wrapKey(a).equals(wrapKey(b)) && equalBytes(signKey(a), signKey(b))) return true
+      }
+    }
+    return false
+  }
+  const round = async (targets: number[]): Promise<KeySet | undefined> => await new Promise<KeySet | undefined>((resolve) => {
     let graceTimer: NodeJS.Timeout | undefined
-    const deadline = setTimeout(() => finish(), deadlineMs)
+    const deadline = setTimeout(() => finish(), Math.max(1, deadlineAt - Date.now()))
     let done = false
+    let settled = 0
     const finish = (): void => {
       if (done) return
       done = true
       clearTimeout(deadline)
       if (graceTimer !== undefined) clearTimeout(graceTimer)
-      ctl.abort()
       resolve(pick())
     }
-    // Among groups with ≥ k agreeing nodes, the newest epoch that decodes and matches the cluster.
-    const pick = (): KeySet | undefined => {
-      const candidates: KeySet[] = []
-      for (const g of groups.values()) {
-        if (g.nodes.length < k) continue
-        try {
-          const d = decodeKeySet(g.bytes)
-          checkKeySetMatchesCluster(d, cluster)
-          if (opts.epoch !== undefined && d.epoch !== opts.epoch) continue
-          candidates.push(d)
-        } catch (err) {
-          for (const i of g.nodes) failures.push({ index: i, code: ErrorCode.VERIFICATION_FAILED, detail: `served an invalid key set (${(err as Error).message})` })
-        }
-      }
-      candidates.sort((a, b) => b.epoch - a.epoch)
-      return candidates[0]
-    }
-    const haveQuorum = (): boolean => [...groups.values()].some(g => g.nodes.length >= k)
-    for (const node of cluster.nodes) {
+    const haveQuorum = (): boolean => [...groups().values()].some(g => g.length >= k)
+    for (const index of targets) {
       const body = opts.epoch === undefined ? {} : { epoch: opts.epoch }
-      t.call(node.index, 'keyset.get', body, { timeoutMs: deadlineMs, signal: ctl.signal }).then((res) => {
+      t.call(index, 'keyset.get', body, { timeoutMs: Math.max(1, deadlineAt - Date.now()), signal: ctl.signal }).then((res) => {
+        if (done) return
         const key = toHex(res.keySet)
-        const g = groups.get(key) ?? { bytes: res.keySet, nodes: [] }
-        g.nodes.push(node.index)
-        groups.set(key, g)
+        bytesOf.set(key, res.keySet)
+        answerOf.set(index, key)
       }, (err: unknown) => {
-        if (!done) failures.push(failureOf(node.index, err))
+        if (done) return
+        answerOf.delete(index)
+        failures.push(failureOf(index, err))
       }).finally(() => {
         settled++
-        if (settled === n) finish()
+        if (settled === targets.length) finish()
         else if (graceTimer === undefined && haveQuorum()) graceTimer = setTimeout(finish, graceMs)
       })
     }
   })
+  let ks: KeySet | undefined
+  try {
+    ks = await round(cluster.nodes.map(n => n.index))
+    const reaskUntil = Math.min(deadlineAt, Date.now() + REASK_BUDGET_MS)
+    for (let r = 0; ks === undefined; r++) {
+      // Split answers (no key set with k) between generations or epochs of THIS cluster, with
+      // enough nodes answering: they are committing a refresh or rotation; ask them again shortly.
+      const wait = reaskDelay(r)
+      if (!convergingSplit() || answerOf.size < k || Date.now() + wait >= reaskUntil) break
+      await new Promise(resolve => setTimeout(resolve, wait))
+      ks = await round([...answerOf.keys()])
+    }
+  } finally {
+    ctl.abort()
+  }
   if (ks !== undefined) {
     if (opts.cacheDir !== undefined) await writeCachedKeySet(opts.cacheDir, ks)
     return ks
   }
   // Explain the failure: nodes that answered but disagreed are listed too.
-  const agreeing = Math.max(0, ...[...groups.values()].map(g => g.nodes.length))
-  if (groups.size > 1) {
-    for (const g of groups.values()) {
-      if (g.nodes.length < k) for (const i of g.nodes) failures.push({ index: i, code: ErrorCode.CONFLICT, detail: `served a key set that fewer than ${k} nodes agree on` })
+  const gs = groups()
+  const agreeing = Math.max(0, ...[...gs.values()].map(g => g.length))
+  if (gs.size > 1) {
+    for (const g of gs.values()) {
+      if (g.length < k) for (const i of g) failures.push({ index: i, code: ErrorCode.CONFLICT, detail: `served a key set that fewer than ${k} nodes agree on` })
     }
   }
-  failures.sort((a, b) => a.index - b.index)
-  throw quorumError(k, agreeing, failures, n)
+  const seen = new Set<number>()
+  const unique = failures.filter(f => { if (seen.has(f.index)) return false; seen.add(f.index); return true })
+  unique.sort((a, b) => a.index - b.index)
+  throw quorumError(k, agreeing, unique, cluster.nodes.length)
 }
-

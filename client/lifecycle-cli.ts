@@ -5,6 +5,8 @@
  *   keymesh cluster rotate     --cluster C --admin-key K [--admin-key K2 ...] [--identity ID]
  *                              [--epoch N] [--min-decryption-epoch N] [--attempt N] [--out FILE]
  *                              [--no-wait] [--timeout SECONDS] [--json]
+ *   keymesh cluster refresh    --cluster C --admin-key K [--admin-key K2 ...] [--identity ID]
+ *                              [--epoch N] [--out FILE] [--no-wait] [--timeout SECONDS] [--json]
  *   keymesh cluster order-sign --cluster C --order FILE --admin-key K [--json]
  *   keymesh cluster order-push --cluster C --order FILE --identity ID [--no-wait] [--timeout SECONDS] [--json]
  *
@@ -15,8 +17,14 @@
  * the order file instead, for other admins to `order-sign` on their machines and anyone enrolled
  * to `order-push`.
  *
- * Exit codes (protocol/errors.ts ExitCode): 2 bad input / refused order (CONFLICT, BAD_INPUT),
- * 3 not authorised, 4 signature check failed, 5 nodes unreachable or the ceremony timed out.
+ * `refresh` does the same for a proactive share refresh (docs/LIFECYCLE.md): the order names the
+ * CURRENT epoch (asked from the nodes: the key set k nodes agree on, unless --epoch is given), and
+ * the wait ends when every node reports a new key set id for it ("refresh epoch 3: 4/5 nodes have
+ * the new key set"). `order-push` of a refresh order waits the same way.
+ *
+ * Exit codes (protocol/errors.ts ExitCode): 2 bad input / refused order / failed ceremony
+ * (CONFLICT, BAD_INPUT), 3 not authorised, 4 signature check failed (or the nodes disagree on the
+ * refreshed key set), 5 nodes unreachable or the ceremony timed out.
  */
 import type { Command } from 'commander'
 import { BadInputError, ErrorCode, KeymeshError } from '../protocol/errors.ts'
@@ -29,7 +37,9 @@ import { loadAdminKey, loadIdentity, wipeIdentity } from './identity.ts'
 import type { AdminKey } from './identity.ts'
 import { ClientTransport } from './transport.ts'
 import { atomicWriteFile, readTextCapped } from './fsutil.ts'
-import { newOrder, orderText, pushOrder, readOrderText, signOrder, waitForEpoch } from './lifecycle.ts'
+import { newOrder, orderText, pushOrder, readOrderText, refreshSession, signOrder, waitForEpoch, waitForRefresh } from './lifecycle.ts'
+import { fetchKeySet } from './keyset-fetch.ts'
+import { idOf } from './generations.ts'
 import type { PushResult } from './lifecycle.ts'
 
 function collect (v: string, prev: string[] = []): string[] { return [...prev, v] }
@@ -67,28 +77,59 @@ async function pushAndWait (cluster: ClusterFile, so: SignedOrder, o: { identity
   const timeoutMs = (int('--timeout', o.timeout, 1, 86_400) ?? 600) * 1000
   await withTransport(cluster, o.identity, async (t) => {
     const t0 = Date.now()
+    // A refresh keeps the epoch: progress is "a new key set id", so note the current one first
+    // (the key set k nodes agree on now).
+    let beforeId: string | undefined
+    if (so.order.op === 'refresh' && o.wait !== false) {
+      const cur = await fetchKeySet(t)
+      if (cur.epoch !== so.order.epoch) throw new KeymeshError(ErrorCode.CONFLICT, `the refresh order names epoch ${so.order.epoch}, but the cluster's current epoch is ${cur.epoch}; issue a new refresh order`)
+      beforeId = idOf(cur)
+    }
     const results = await pushOrder(t, so)
     if (o.wait === false) {
-      print(o.json, { pushed: results }, `order ${so.order.nonce} (${so.order.op} → epoch ${so.order.epoch}) pushed:\n${summary(results)}`)
+      const what = so.order.op === 'refresh' ? `refresh of epoch ${so.order.epoch}` : `${so.order.op} → epoch ${so.order.epoch}`
+      print(o.json, { pushed: results }, `order ${so.order.nonce} (${what}) pushed:\n${summary(results)}`)
+      return
+    }
+    let last = ''
+    const onProgress = (line: string): void => { if (o.json !== true && line !== last) { process.stderr.write(line + '\n'); last = line } }
+    if (beforeId !== undefined) {
+      if (o.json !== true) process.stderr.write(`order ${so.order.nonce} accepted; waiting for every node to refresh its shares of epoch ${so.order.epoch} and every live epoch (session ${refreshSession(so.order.epoch, so.order.nonce)})\n`)
+      const st = await waitForRefresh(t, so.order.epoch, so.order.nonce, beforeId, { timeoutMs, onProgress })
+      const ms = Date.now() - t0
+      print(o.json, { op: so.order.op, epoch: so.order.epoch, keySetIdBefore: beforeId, keySetId: st[0]?.keySetId ?? null, ms, pushed: results },
+        `refresh of epoch ${so.order.epoch} committed on all ${st.length} nodes in ${(ms / 1000).toFixed(1)} s\nkeySetId ${beforeId.slice(0, 16)}… → ${st[0]?.keySetId ?? '?'}\n`)
       return
     }
     if (o.json !== true) process.stderr.write(`order ${so.order.nonce} accepted; waiting for every node to commit epoch ${so.order.epoch}\n`)
-    let last = ''
-    const st = await waitForEpoch(t, so.order.epoch, {
-      timeoutMs,
-      onProgress: (line) => { if (o.json !== true && line !== last) { process.stderr.write(line + '\n'); last = line } }
-    })
+    const st = await waitForEpoch(t, so.order.epoch, { timeoutMs, onProgress })
     const ms = Date.now() - t0
     print(o.json, { op: so.order.op, epoch: so.order.epoch, keySetId: st[0]?.keySetId ?? null, ms, pushed: results },
       `epoch ${so.order.epoch} committed on all ${st.length} nodes in ${(ms / 1000).toFixed(1)} s\nkeySetId ${st[0]?.keySetId ?? '?'}\n`)
   })
 }
 
+/**
+ * Signs the order with every key. Returns it when it is to be pushed (enough signatures, no --out);
+ * otherwise writes it to `out` (exclusive, 0644) and returns undefined. Throws BadInputError when
+ * it is under-signed without --out, or `out` exists.
+ */
+async function writeOrSign (c: ClusterFile, so0: SignedOrder, keys: AdminKey[], out: string | undefined, json: boolean | undefined, what: string): Promise<SignedOrder | undefined> {
+  let so = so0
+  for (const k of keys) so = signOrder(so, c, k)
+  if (out === undefined && so.signatures.length >= c.adminThreshold) return so
+  if (out === undefined) throw new BadInputError('--out', `the order has ${so.signatures.length} of ${c.adminThreshold} required admin signatures; write it with --out and have other admins run \`keymesh cluster order-sign\``)
+  await atomicWriteFile(out, orderText(so) + '\n', { mode: 0o644, exclusive: true, field: '--out' })
+  print(json, { order: so.order, signatures: so.signatures.map(s => s.admin), file: out },
+    `wrote order ${so.order.nonce} (${what}) to ${out}: ${so.signatures.length}/${c.adminThreshold} signatures\n`)
+  return undefined
+}
+
 function cmd (program: Command, name: string): Command {
   return program.commands.find(c => c.name() === name) ?? program.command(name).description('cluster-wide operations')
 }
 
-/** Registers `cluster rotate`, `cluster order-sign` and `cluster order-push` on `program`. */
+/** Registers `cluster rotate`, `cluster refresh`, `cluster order-sign` and `cluster order-push` on `program`. */
 export function registerLifecycleCommands (program: Command): void {
   const cluster = cmd(program, 'cluster')
 
@@ -125,6 +166,30 @@ export function registerLifecycleCommands (program: Command): void {
           return
         }
         await pushAndWait(c, so, o)
+      } finally { for (const k of keys) k.secretKey.fill(0) }
+    })
+
+  cluster.command('refresh')
+    .description('proactive share refresh: every node re-randomises its shares of every live epoch; same keys, same epoch, new key set ids')
+    .requiredOption('--cluster <file>', 'cluster file')
+    .requiredOption('--admin-key <file>', 'admin key file; repeat for several admins', collect)
+    .option('--identity <file>', 'enrolled client identity used to reach the nodes')
+    .option('--epoch <n>', 'the cluster\'s current epoch (default: asked from the nodes; needed with --out when offline)')
+    .option('--out <file>', 'write the (partially) signed order here instead of pushing it')
+    .option('--no-wait', 'return once the order is accepted')
+    .option('--timeout <seconds>', 'how long to wait for every node to commit (default 600)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExample:\n  $ keymesh cluster refresh --cluster cluster.json --admin-key alice.admin.json --admin-key bob.admin.json --identity operator.json\n')
+    .action(async (o: { cluster: string, adminKey: string[], identity?: string, epoch?: string, out?: string, wait?: boolean, timeout?: string, json?: boolean }) => {
+      const c = await loadClusterFile(o.cluster)
+      const keys: AdminKey[] = []
+      for (const p of o.adminKey) keys.push(await loadAdminKey(p))
+      try {
+        let epoch = int('--epoch', o.epoch, 1, 0xffffffff)
+        // The current epoch is the newest key set k nodes agree on (one node cannot steer it).
+        if (epoch === undefined) epoch = await withTransport(c, o.identity, async t => (await fetchKeySet(t)).epoch)
+        const so = await writeOrSign(c, newOrder(c, 'refresh', epoch, {}), keys, o.out, o.json, `refresh of epoch ${epoch}`)
+        if (so !== undefined) await pushAndWait(c, so, o)
       } finally { for (const k of keys) k.secretKey.fill(0) }
     })
 

@@ -102,3 +102,61 @@ export async function waitForEpoch (t: ClientTransport, epoch: number, opts: { t
     await new Promise(resolve => setTimeout(resolve, 250))
   }
 }
+
+/** The refresh ceremony's session id on the nodes for an order (REFRESH.md): `f<epoch>-<first 16 hex of the nonce>`. */
+export function refreshSession (epoch: number, nonce: string): string { return `f${epoch}-${nonce.slice(0, 16)}` }
+
+/** Per-node progress of a refresh, from its `status`. */
+export type RefreshNodeState = 'done' | 'pending' | 'failed' | 'unreachable'
+
+/**
+ * Classifies one node's `status` for a refresh of `epoch` by order `nonce` that started while the
+ * epoch's key set id was `beforeId`: 'done' when it reports the epoch with another key set id (or
+ * its ceremony says this session committed), 'failed' when its ceremony reports this session
+ * failed, 'unreachable' without an answer, else 'pending'. Pure; throws nothing.
+ */
+export function refreshNodeState (s: ResponseBodies['status'] | undefined, epoch: number, nonce: string, beforeId: string): RefreshNodeState {
+  if (s === undefined) return 'unreachable'
+  const session = refreshSession(epoch, nonce)
+  const mine = s.dkg.detail?.includes(`refresh ${session}`) === true
+  if (mine && s.dkg.state === 'failed') return 'failed'
+  if (s.epoch === epoch && s.keySetId !== null && s.keySetId !== beforeId) return 'done'
+  if (mine && s.dkg.state === 'done') return 'done'
+  return 'pending'
+}
+
+/**
+ * Polls `status` of every node until every node has committed the refresh (resolves with the
+ * statuses; throws KeymeshError VERIFICATION_FAILED when the nodes then report different key set
+ * ids for the epoch), a node reports this refresh failed (throws KeymeshError CONFLICT naming it and
+ * its reason: nothing was committed anywhere), or `timeoutMs` passes (throws KeymeshError TIMEOUT
+ * listing the nodes not done and their state). `onProgress` gets a line after each poll:
+ * "refresh epoch 3: 4/5 nodes have the new key set".
+ */
+export async function waitForRefresh (t: ClientTransport, epoch: number, nonce: string, beforeId: string, opts: { timeoutMs?: number, pollMs?: number, onProgress?: (line: string) => void } = {}): Promise<Array<ResponseBodies['status']>> {
+  const until = Date.now() + (opts.timeoutMs ?? 600_000)
+  for (;;) {
+    const st = await Promise.all(t.indices.map(async i => await t.call(i, 'status', {}, { timeoutMs: 3_000 }).catch(() => undefined)))
+    const states = st.map(s => refreshNodeState(s, epoch, nonce, beforeId))
+    const failedAt = states.indexOf('failed')
+    if (failedAt >= 0) {
+      const s = st[failedAt] as ResponseBodies['status']
+      throw new KeymeshError(ErrorCode.CONFLICT, `refresh of epoch ${epoch} failed on node ${s.index}: ${s.dkg.detail ?? 'no detail'}. Nothing was committed; fix the named node and issue a new refresh order`)
+    }
+    const done = states.filter(x => x === 'done').length
+    opts.onProgress?.(`refresh epoch ${epoch}: ${done}/${st.length} nodes have the new key set`)
+    if (done === st.length) {
+      // Every node reports the epoch's new key set: they must all report the SAME one.
+      const fresh = await Promise.all(t.indices.map(async i => await t.call(i, 'status', {}, { timeoutMs: 3_000 }).catch(() => undefined)))
+      const ids = new Set(fresh.map(s => s?.keySetId ?? null).filter(x => x !== null))
+      if (ids.size > 1) throw new KeymeshError(ErrorCode.VERIFICATION_FAILED, `refresh of epoch ${epoch}: the nodes report different key sets afterwards (${[...ids].map(x => x.slice(0, 16)).join(', ')}); inspect the nodes' logs`)
+      return fresh.map((s, k) => s ?? st[k]) as Array<ResponseBodies['status']>
+    }
+    if (Date.now() > until) {
+      const lag = t.indices.map((i, k) => ({ i, x: states[k], s: st[k] })).filter(y => y.x !== 'done')
+        .map(y => `node ${y.i} ${y.x ?? ''}${y.x === 'pending' && y.s !== undefined ? ` (${y.s.dkg.detail ?? y.s.dkg.state})` : ''}`)
+      throw new KeymeshError(ErrorCode.TIMEOUT, `refresh of epoch ${epoch} not committed everywhere in time: ${lag.join('; ')}. A refresh needs every node up; it continues when the missing nodes come back`)
+    }
+    await new Promise(resolve => setTimeout(resolve, opts.pollMs ?? 250))
+  }
+}

@@ -11,6 +11,14 @@
  * The whole call has a deadline; with fewer than k good answers by then (or as soon as that is
  * certain) it throws QuorumUnavailableError listing each node's failure. It never hangs.
  *
+ * Generations (share refresh, client/generations.ts): every answer names the keySetId of the
+ * generation whose share computed it; the sealed partial is opened and verified against that
+ * generation's key set (fetched and checked against the trusted one when new; a node naming an
+ * unknown or invalid generation is blamed), answers are grouped by generation and only one group
+ * of k is ever combined. When the answers are split so that no group can reach k, the nodes
+ * outside the newest group are re-asked with a short backoff within the deadline. The result says
+ * which generation was used (`keySet`): k nodes vouched for it, so a caller may cache it.
+ *
  * Secrets: the returned data key belongs to the caller, who zeroes it after use. Partials are
  * public-ish (they reveal Z only together with k−1 others) and are dropped after combining.
  */
@@ -25,7 +33,8 @@ import { openSealedPartial } from '../protocol/partial.ts'
 import type { BatchPartial, Partial } from '../protocol/partial.ts'
 import { combine, combineBatch, verifyPartial } from '../protocol/combine.ts'
 import type { ClientTransport } from './transport.ts'
-import { Hedger, candidatesFor, hedgeDelay } from './quorum.ts'
+import { candidatesFor, hedgeDelay } from './quorum.ts'
+import { GenerationHedger, idOf, namedGeneration, resolveGeneration } from './generations.ts'
 
 /** Options of a rewrap. */
 export interface RewrapOptions {
@@ -73,6 +82,11 @@ export interface RewrapResult {
   nodes: number[]
   /** Nodes that failed, were slow past the deadline, or were caught lying (blame). */
   failures: NodeFailure[]
+  /**
+   * The key-set generation the partials were combined under (the trusted one, or a newer
+   * generation after a share refresh that the k combined nodes vouched for).
+   */
+  keySet: KeySet
 }
 
 /** Result of a batch rewrap. */
@@ -80,7 +94,12 @@ export interface RewrapBatchResult {
   /** Data keys in envelope order. Owned by the caller. */
   dataKeys: Uint8Array[]
   failures: NodeFailure[]
+  /** The generation the last slice was combined under (k vouchers); absent when there was nothing to do. */
+  keySet?: KeySet
 }
+
+/** One node's opened answer and the generation it belongs to. */
+interface Opened<P> { p: P, ks: KeySet }
 
 
 /**
@@ -96,23 +115,27 @@ export async function rewrap (t: ClientTransport, ks: KeySet, e: Envelope, opts:
   const ids = [envelopeId(e)]
   const deadlineMs = opts.deadlineMs ?? 10_000
   const recipient = t.identity.recipientPublicKey
-  const h = new Hedger<Partial>(candidatesFor(t.indices, opts.exclude, opts.order), k, ks.n, deadlineMs, opts.hedgeMs ?? hedgeDelay(t, 'partial', 75), async (index, signal) => {
+  const h = new GenerationHedger<Opened<Partial>>(candidatesFor(t.indices, opts.exclude, opts.order), k, ks.n, deadlineMs, opts.hedgeMs ?? hedgeDelay(t, 'partial', 75), idOf(ks), async (index, signal) => {
     const res = await t.call(index, 'partial', { epoch: ks.epoch, envelope: envBytes, recipient, ...presented(opts, false) }, { timeoutMs: deadlineMs, signal })
-    const p = openSealedPartial(res.sealed, ks, ids, index, t.identity.recipientSecretKey)
+    const id = namedGeneration(index, res.keySetId, ks)
+    const gks = await resolveGeneration(t, ks, id, { from: index, signal, timeoutMs: deadlineMs })
+    const p = openSealedPartial(res.sealed, gks, ids, index, t.identity.recipientSecretKey)
     if (Array.isArray(p.D)) throw new VerificationError(`node ${index} returned a batch partial for a single envelope`, [index])
-    return p as Partial
+    return { keySetId: id, value: { p: p as Partial, ks: gks } }
   })
   try {
     for (;;) {
-      const got = await h.want(k)
-      const pick = [...got.values()].slice(0, k)
+      const group = await h.want()
+      const pick = [...group.answers.values()].slice(0, k)
+      const gks = (pick[0] as Opened<Partial>).ks
+      const ps = pick.map(o => o.p)
       try {
-        const dataKey = combine(ks, e, pick, { strict: opts.strict === true })
-        return { dataKey, nodes: pick.map(p => p.index).sort((a, b) => a - b), failures: [...h.failures] }
+        const dataKey = combine(gks, e, ps, { strict: opts.strict === true })
+        return { dataKey, nodes: ps.map(p => p.index).sort((a, b) => a - b), failures: [...h.failures], keySet: gks }
       } catch (err) {
         if (!(err instanceof VerificationError)) throw err
         let blame = err.blame
-        if (blame.length === 0) blame = pick.filter(p => !verifyPartial(ks, e, p)).map(p => p.index)
+        if (blame.length === 0) blame = ps.filter(p => !verifyPartial(gks, e, p)).map(p => p.index)
         if (blame.length === 0) throw err // every proof holds: the envelope itself does not open
         for (const i of blame) h.drop(i, ErrorCode.VERIFICATION_FAILED, 'partial decryption failed its DLEQ proof (wrong or malicious answer)')
       }
@@ -131,35 +154,45 @@ export async function rewrap (t: ClientTransport, ks: KeySet, e: Envelope, opts:
 export async function rewrapBatch (t: ClientTransport, ks: KeySet, es: Envelope[], opts: RewrapOptions = {}): Promise<RewrapBatchResult> {
   const dataKeys: Uint8Array[] = []
   const failures: NodeFailure[] = []
-  for (let off = 0; off < es.length; off += MAX_BATCH) {
-    const slice = es.slice(off, off + MAX_BATCH)
-    const r = await rewrapSlice(t, ks, slice, opts)
-    dataKeys.push(...r.dataKeys)
-    for (const f of r.failures) if (!failures.some(x => x.index === f.index)) failures.push(f)
+  let used: KeySet | undefined
+  try {
+    for (let off = 0; off < es.length; off += MAX_BATCH) {
+      const slice = es.slice(off, off + MAX_BATCH)
+      const r = await rewrapSlice(t, ks, slice, opts)
+      dataKeys.push(...r.dataKeys)
+      used = r.keySet
+      for (const f of r.failures) if (!failures.some(x => x.index === f.index)) failures.push(f)
+    }
+  } catch (err) {
+    for (const key of dataKeys) key.fill(0)
+    throw err
   }
-  return { dataKeys, failures }
+  return { dataKeys, failures, keySet: used }
 }
 
 async function rewrapSlice (t: ClientTransport, ks: KeySet, es: Envelope[], opts: RewrapOptions): Promise<RewrapBatchResult> {
-  if (es.length === 0) return { dataKeys: [], failures: [] }
+  if (es.length === 0) return { dataKeys: [], failures: [], keySet: ks }
   if (opts.verifyEnvelope === true) verifyEnvelopes(ks, es)
   const k = ks.threshold
   const envBytes = es.map(encodeEnvelope)
   const ids = es.map(envelopeId)
   const deadlineMs = opts.deadlineMs ?? 10_000 + 10 * es.length
   const recipient = t.identity.recipientPublicKey
-  const h = new Hedger<BatchPartial>(candidatesFor(t.indices, opts.exclude, opts.order), k, ks.n, deadlineMs, opts.hedgeMs ?? hedgeDelay(t, 'partial.batch', 75 + 2 * es.length), async (index, signal) => {
+  const h = new GenerationHedger<Opened<BatchPartial>>(candidatesFor(t.indices, opts.exclude, opts.order), k, ks.n, deadlineMs, opts.hedgeMs ?? hedgeDelay(t, 'partial.batch', 75 + 2 * es.length), idOf(ks), async (index, signal) => {
     const res = await t.call(index, 'partial.batch', { epoch: ks.epoch, envelopes: envBytes, recipient, ...presented(opts, true) }, { timeoutMs: deadlineMs, signal })
-    const p = openSealedPartial(res.sealed, ks, ids, index, t.identity.recipientSecretKey)
+    const id = namedGeneration(index, res.keySetId, ks)
+    const gks = await resolveGeneration(t, ks, id, { from: index, signal, timeoutMs: deadlineMs })
+    const p = openSealedPartial(res.sealed, gks, ids, index, t.identity.recipientSecretKey)
     if (!Array.isArray(p.D)) throw new VerificationError(`node ${index} returned a single partial for a batch`, [index])
-    return p as BatchPartial
+    return { keySetId: id, value: { p: p as BatchPartial, ks: gks } }
   })
   try {
     for (;;) {
-      const got = await h.want(k)
-      const pick = [...got.values()].slice(0, k)
+      const group = await h.want()
+      const pick = [...group.answers.values()].slice(0, k)
+      const gks = (pick[0] as Opened<BatchPartial>).ks
       try {
-        return { dataKeys: combineBatch(ks, es, pick, { strict: opts.strict === true }), failures: [...h.failures] }
+        return { dataKeys: combineBatch(gks, es, pick.map(o => o.p), { strict: opts.strict === true }), failures: [...h.failures], keySet: gks }
       } catch (err) {
         if (!(err instanceof VerificationError) || err.blame.length === 0) throw err
         for (const i of err.blame) h.drop(i, ErrorCode.VERIFICATION_FAILED, 'batch partial failed its DLEQ proof (wrong or malicious answer)')

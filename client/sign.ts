@@ -10,16 +10,25 @@
  *
  * When a node fails or lies in round 2 the whole attempt is restarted with a new session and a node
  * set without it (nonces are single-use, so round 1 must be redone). Every failed node is named.
+ *
+ * Generations (share refresh, client/generations.ts): each `frost.commit` answer names the
+ * keySetId of the generation the node's session is bound to. A signing session must use ONE
+ * generation (shares of two generations do not combine), so commitments are grouped by it and only
+ * k signers of one generation sign; the generation's key set (checked against the trusted one) gives
+ * the verifying shares for §5.4 blame, and its id goes with `frost.sign`. A node whose generation
+ * changed since its commitment answers CONFLICT; the signing is then restarted once with a new
+ * session without blaming anyone (a later CONFLICT counts as that node's failure).
  */
 import { randomBytes } from 'node:crypto'
-import { ErrorCode, QuorumUnavailableError, VerificationError } from '../protocol/errors.ts'
+import { ErrorCode, QuorumUnavailableError, VerificationError, errorCode } from '../protocol/errors.ts'
 import type { NodeFailure } from '../protocol/errors.ts'
 import type { KeySet } from '../protocol/keyset.ts'
 import { signKey } from '../protocol/keyset.ts'
 import { decodeSignatureShare, decodeSigningCommitment, ed25519Verify, encodeSigningCommitment, frostAggregate } from '../protocol/frost.ts'
 import type { SigningCommitment } from '../protocol/frost.ts'
 import type { ClientTransport } from './transport.ts'
-import { Hedger, candidatesFor, failureOf, hedgeDelay, quorumError } from './quorum.ts'
+import { candidatesFor, failureOf, hedgeDelay, quorumError } from './quorum.ts'
+import { GenerationHedger, idOf, namedGeneration, resolveGeneration } from './generations.ts'
 
 /** Options of a threshold signature. */
 export interface SignOptions {
@@ -41,6 +50,8 @@ export interface SignResult {
   signers: number[]
   /** Nodes that failed or were caught lying along the way. */
   failures: NodeFailure[]
+  /** The key-set generation the signers used (same sign key as the trusted key set). */
+  keySet: KeySet
 }
 
 /**
@@ -56,23 +67,31 @@ export async function thresholdSign (t: ClientTransport, ks: KeySet, message: Ui
   const excluded = new Set<number>(opts.exclude ?? [])
   const failures: NodeFailure[] = []
   const record = (f: NodeFailure): void => { failures.push(f); excluded.add(f.index) }
+  let conflictRestarted = false
 
   for (;;) {
     const remainingMs = deadlineAt - Date.now()
     const candidates = candidatesFor(t.indices, [...excluded], opts.order)
     if (candidates.length < k || remainingMs <= 0) throw quorumError(k, 0, dedupe(failures), n)
     const session = randomBytes(16).toString('hex')
-    // Round 1: commitments from k nodes (hedged).
-    const h = new Hedger<SigningCommitment>(candidates, k, n, remainingMs, opts.hedgeMs ?? hedgeDelay(t, 'frost.commit', 150), async (index, signal) => {
+    // Round 1: commitments from k nodes of ONE generation (hedged, grouped by keySetId).
+    const h = new GenerationHedger<{ c: SigningCommitment, ks: KeySet }>(candidates, k, n, remainingMs, opts.hedgeMs ?? hedgeDelay(t, 'frost.commit', 150), idOf(ks), async (index, signal) => {
       const res = await t.call(index, 'frost.commit', { epoch: ks.epoch, session }, { timeoutMs: remainingMs, signal })
+      const id = namedGeneration(index, res.keySetId, ks)
+      const gks = await resolveGeneration(t, ks, id, { from: index, signal, timeoutMs: remainingMs })
       const c = decodeSigningCommitment(res.commitment)
       if (c.index !== index) throw new VerificationError(`node ${index} sent a commitment for index ${c.index}`, [index])
-      return c
+      return { keySetId: id, value: { c, ks: gks } }
     })
     let commitments: SigningCommitment[]
+    let gks: KeySet
+    let genId: string
     try {
-      const got = await h.want(k)
-      commitments = [...got.values()].sort((a, b) => a.index - b.index).slice(0, k)
+      const group = await h.want()
+      const picked = [...group.answers.values()].sort((a, b) => a.c.index - b.c.index).slice(0, k)
+      commitments = picked.map(x => x.c)
+      gks = (picked[0] as { ks: KeySet }).ks
+      genId = group.keySetId
     } catch (err) {
       h.close()
       if (err instanceof QuorumUnavailableError) failures.push(...err.failures)
@@ -82,7 +101,7 @@ export async function thresholdSign (t: ClientTransport, ks: KeySet, message: Ui
       h.close()
     }
     for (const f of h.failures) record(f)
-    // Round 2: signature shares from exactly the committed signers.
+    // Round 2: signature shares from exactly the committed signers, bound to that generation.
     const encoded = commitments.map(encodeSigningCommitment)
     const signers = commitments.map(c => c.index)
     const left = Math.max(1, deadlineAt - Date.now())
@@ -90,25 +109,30 @@ export async function thresholdSign (t: ClientTransport, ks: KeySet, message: Ui
     const timer = setTimeout(() => ctl.abort(), left)
     const shares = new Map<number, Uint8Array>()
     let roundFailed = false
+    let conflicted = false
     try {
       await Promise.all(signers.map(async (index) => {
         try {
-          const res = await t.call(index, 'frost.sign', { epoch: ks.epoch, session, message, commitments: encoded }, { timeoutMs: left, signal: ctl.signal })
+          const res = await t.call(index, 'frost.sign', { epoch: ks.epoch, session, message, commitments: encoded, keySetId: genId }, { timeoutMs: left, signal: ctl.signal })
           shares.set(index, decodeSignatureShare(res.share))
         } catch (err) {
           roundFailed = true
-          record(failureOf(index, err))
+          // The node moved to a newer generation between commit and sign: not its fault, once.
+          if (errorCode(err) === ErrorCode.CONFLICT && !conflictRestarted) conflicted = true
+          else record(failureOf(index, err))
         }
       }))
     } finally {
       clearTimeout(timer)
     }
+    if (conflicted) conflictRestarted = true
     if (roundFailed) continue
     try {
-      const signature = frostAggregate(ks, commitments, message, shares)
-      // Belt and braces: the result must be a standard Ed25519 signature (RFC 8032 §5.1.7).
+      const signature = frostAggregate(gks, commitments, message, shares)
+      // Belt and braces: the result must be a standard Ed25519 signature (RFC 8032 §5.1.7) under
+      // the TRUSTED key set's sign key (a generation shares it; checkGeneration ensured that).
       if (!ed25519Verify(signKey(ks), message, signature)) throw new VerificationError('aggregate signature does not verify')
-      return { signature, signers, failures: dedupe(failures) }
+      return { signature, signers, failures: dedupe(failures), keySet: gks }
     } catch (err) {
       if (err instanceof VerificationError && err.blame.length > 0) {
         for (const i of err.blame) record({ index: i, code: ErrorCode.VERIFICATION_FAILED, detail: 'returned a FROST signature share that does not verify against its verifying share' })

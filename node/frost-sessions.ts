@@ -37,11 +37,14 @@ export interface FrostSessionOptions<N> {
   dispose?: (nonces: N) => void
 }
 
-interface Entry<N> { nonces: N; commitment: Uint8Array; expires: number }
+interface Entry<N> { nonces: N; commitment: Uint8Array; keySetId?: string; expires: number }
 interface PeerTable<N> { live: Map<string, Entry<N>>; used: Map<string, number> }
 
-/** What `take` hands back: the nonces (now owned by the caller) and the commitment sent in round one. */
-export interface TakenSession<N> { nonces: N; commitment: Uint8Array }
+/**
+ * What `take` hands back: the nonces (now owned by the caller), the commitment sent in round one
+ * and the key set generation (keySetId) the session was committed under, if recorded.
+ */
+export interface TakenSession<N> { nonces: N; commitment: Uint8Array; keySetId?: string }
 
 /** Per-peer, single-use, expiring FROST nonce table. Generic over the nonce type. */
 export class FrostSessions<N> {
@@ -81,9 +84,10 @@ export class FrostSessions<N> {
   /**
    * Stores the nonces of a new session. Throws KeymeshError CONFLICT when (peer, session) is live
    * or was used within the last ttl, BUSY when the peer already has `maxPerPeer` live sessions.
-   * On a throw the caller still owns `nonces`.
+   * On a throw the caller still owns `nonces`. `keySetId`: the generation of the sign key the
+   * session is bound to (handed back by `take`).
    */
-  put (peer: string, session: string, nonces: N, commitment: Uint8Array): void {
+  put (peer: string, session: string, nonces: N, commitment: Uint8Array, keySetId?: string): void {
     const now = this.now()
     let t = this.peers.get(peer)
     if (t !== undefined) this.sweep(peer, t, now)
@@ -95,7 +99,7 @@ export class FrostSessions<N> {
     if (t.live.size >= this.maxPerPeer) {
       throw new KeymeshError(ErrorCode.BUSY, `too many outstanding frost sessions (${this.maxPerPeer}); finish or let some expire`)
     }
-    t.live.set(session, { nonces, commitment, expires: now + this.ttlMs })
+    t.live.set(session, { nonces, commitment, ...(keySetId !== undefined ? { keySetId } : {}), expires: now + this.ttlMs })
   }
 
   /**
@@ -110,7 +114,7 @@ export class FrostSessions<N> {
     if (e !== undefined && e.expires > now) {
       t.live.delete(session)
       this.tombstone(t, session, now)
-      return { nonces: e.nonces, commitment: e.commitment }
+      return { nonces: e.nonces, commitment: e.commitment, ...(e.keySetId !== undefined ? { keySetId: e.keySetId } : {}) }
     }
     const replay = e === undefined && t.used.has(session) && (t.used.get(session) as number) > now
     this.sweep(peer, t, now)

@@ -9,15 +9,24 @@
  * | `meta/layout`                        | u8 layout version (1)                                  | plain     |
  * | `meta/epoch`                         | u32 BE: the current (last committed) epoch             | plain     |
  * | `meta/policy-floor`                  | u32 BE: highest policyVersion ever in force here       | sealed    |
- * | `keyset/<epoch>`                     | encodeKeySet bytes of that epoch (public)              | plain     |
+ * | `keyset/<epoch>`                     | encodeKeySet bytes of that epoch's CURRENT generation  | plain     |
+ * | `keysetgen/<epoch>/<keySetId>`       | encodeKeySet bytes of every generation ever committed  | plain     |
  * | `share/<epoch>/wrap`                 | share record: u16 BE index ‖ 32-byte LE scalar          | sealed    |
  * | `share/<epoch>/sign`                 | same, for the sign key                                 | sealed    |
  * | `dkg/<session>/<name>`               | opaque DKG progress bytes (public parts)               | plain     |
  * | `dkg/<session>/secret:<name>`        | opaque DKG progress bytes (secret parts)               | sealed    |
+ * | `dkg/f<e>-<n16>/result`             | refresh result record (public; written by replaceGenerations) | plain |
  *
  * "sealed" = StorageKey.seal(<the full key string>, bytes) (node/storage-key.ts): AES-256-GCM with
  * the key string in the AAD, so a sealed value copied to another key does not open.
- * `<session>` is a DKG session id `e<epoch>-a<attempt>` (protocol/rpc.ts).
+ * `<session>` is a DKG session id `e<epoch>-a<attempt>` or a refresh session id
+ * `f<epoch>-<16 hex>` (protocol/rpc.ts).
+ *
+ * Generations: a proactive refresh (node/lifecycle/refresh-ceremony.ts) gives an epoch a new key
+ * set with the same group keys (new commitments/verifying shares, new keySetId). The current one
+ * stays under `keyset/<epoch>`; every generation ever committed here (the first one included) is
+ * also kept under `keysetgen/<epoch>/<keySetId>` so that a client holding an older generation can
+ * fetch and check it. Shares exist only for the current generation.
  */
 
 /** Layout version stored under META_LAYOUT. */
@@ -44,6 +53,8 @@ export function epochKey (epoch: number): string {
 }
 
 export function keySetKey (epoch: number): string { return `keyset/${epochKey(epoch)}` }
+/** Record of one generation of an epoch's key set. keySetId: 64 lowercase hex (not checked here). */
+export function keySetGenKey (epoch: number, keySetId: string): string { return `keysetgen/${epochKey(epoch)}/${keySetId}` }
 export function shareKey (epoch: number, kind: KeyKind): string { return `share/${epochKey(epoch)}/${kind}` }
 export function dkgPrefix (session: string): string { return `dkg/${session}/` }
 export function dkgKey (session: string, name: string): string { return `${dkgPrefix(session)}${name}` }

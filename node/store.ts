@@ -18,15 +18,15 @@
  */
 import { Level } from 'level'
 import { BadInputError, ErrorCode, KeymeshError } from '../protocol/errors.ts'
-import { aint, concat, u16, u32 } from '../protocol/bytes.ts'
+import { aint, concat, fromHex, u16, u32 } from '../protocol/bytes.ts'
 import { decodeScalar, encodeScalar } from '../protocol/group.ts'
 import { decodeKeySet, encodeKeySet, keySetId } from '../protocol/keyset.ts'
 import type { KeySet, KeyShare } from '../protocol/keyset.ts'
-import { validateDkgSession } from '../protocol/rpc.ts'
+import { validateDkgSession, validateRefreshSession } from '../protocol/rpc.ts'
 import { MAX_NODES } from '../protocol/constants.ts'
 import {
   LAYOUT_VERSION, META_EPOCH, META_LAYOUT, META_POLICY_FLOOR, SECRET_PREFIX, dkgEpochPrefix, dkgKey, dkgPrefix,
-  keySetKey, prefixEnd, shareKey
+  keySetGenKey, keySetKey, prefixEnd, shareKey
 } from './store-layout.ts'
 import type { KeyKind } from './store-layout.ts'
 import type { StorageKey } from './storage-key.ts'
@@ -69,6 +69,28 @@ export interface NodeStore {
    * BadInputError when keySet.epoch ≠ epoch or share indices disagree.
    */
   commitEpoch: (epoch: number, keySet: KeySet, wrapShare: KeyShare, signShare: KeyShare) => Promise<void>
+  /**
+   * The encoded key set of generation `keySetId` of `epoch` (the current one included), or
+   * undefined. Throws BadInputError for a malformed epoch or id.
+   */
+  getKeySetGeneration: (epoch: number, keySetId: string) => Promise<Uint8Array | undefined>
+  /**
+   * The current generation of `epoch` and this node's share of `kind` read as ONE consistent pair
+   * (never a key set of one generation with the share of another, even while replaceGenerations
+   * runs), or undefined when either is missing. Throws as getKeySet / getShare.
+   */
+  getCurrent: (epoch: number, kind: KeyKind) => Promise<{ keySet: KeySet, keySetId: string, share: KeyShare } | undefined>
+  /**
+   * Proactive refresh commit: for every entry, replaces the current key set of `keySet.epoch`
+   * (recording the new generation under keysetgen/) and both shares, and deletes every entry of
+   * DKG/refresh session `session` (if given), leaving only its public result record
+   * `dkg/<session>/result` = u16 E ‖ E × (u32 epoch ‖ new keySetId (32)) in entry order — ONE level
+   * batch for all of it (a node that crashes right after can tell the session committed). Throws
+   * KeymeshError(BAD_INPUT) unless each entry's epoch has a key set here with the same clusterId,
+   * epoch, threshold, n and group keys (wrap/sign commitments[0]), the share indices agree and lie
+   * in 1..n, and no epoch appears twice.
+   */
+  replaceGenerations: (entries: Array<{ keySet: KeySet, wrapShare: KeyShare, signShare: KeyShare }>, session?: string) => Promise<void>
   /** Closes the database and zeroes the storage key. */
   close: () => Promise<void>
 }
@@ -87,8 +109,16 @@ function decodeShare (field: string, b: Uint8Array): KeyShare {
   return { index, scalar: decodeScalar(`${field}.scalar`, b.subarray(2)) }
 }
 
+/** A DKG session `e<epoch>-a<attempt>` or a refresh session `f<epoch>-<16 hex>`. Throws BadInputError('session'). */
+function checkSession (session: string): void {
+  if (typeof session === 'string' && session.startsWith('f')) validateRefreshSession('session', session)
+  else validateDkgSession('session', session)
+}
+
+const KEYSET_ID_RE = /^[0-9a-f]{64}$/
+
 function checkDkgName (session: string, name: string): void {
-  validateDkgSession('session', session)
+  checkSession(session)
   if (typeof name !== 'string' || !DKG_NAME_RE.test(name)) throw new BadInputError('dkg.name', 'expected [A-Za-z0-9._:-]{1,128}')
 }
 
@@ -117,6 +147,12 @@ export class LevelNodeStore implements NodeStore {
   readonly #shares = new Map<string, KeyShare>()
   /** Bumped on every share write: a read that overlapped a write does not fill the cache. */
   #shareGen = 0
+  /**
+   * Sequence lock of key set + share writes (seqlock): odd while a commit batch is in flight,
+   * bumped before and after it. `getCurrent` retries when it changed during its reads.
+   */
+  #writeSeq = 0
+  #writing: Promise<void> = Promise.resolve()
 
   readonly #path: string
 
@@ -165,6 +201,7 @@ export class LevelNodeStore implements NodeStore {
   async #cached (epoch: number): Promise<{ bytes: Uint8Array, ks: KeySet, id: string } | undefined> {
     const hit = this.#keySets.get(epoch)
     if (hit !== undefined) return hit
+    const seq = this.#writeSeq
     const bytes = await this.#get(keySetKey(epoch))
     if (bytes === undefined) return undefined
     let ks: KeySet
@@ -172,7 +209,8 @@ export class LevelNodeStore implements NodeStore {
       throw new KeymeshError(ErrorCode.INTERNAL, `stored key set of epoch ${epoch} is corrupt`, { cause: e })
     }
     const entry = { bytes, ks, id: keySetId(ks) }
-    this.#keySets.set(epoch, entry)
+    // Not cached when a commit overlapped this read (the value may be the outgoing generation).
+    if (seq === this.#writeSeq && seq % 2 === 0) this.#keySets.set(epoch, entry)
     return entry
   }
 
@@ -259,13 +297,13 @@ export class LevelNodeStore implements NodeStore {
   }
 
   async deleteDkg (session: string): Promise<void> {
-    validateDkgSession('session', session)
+    checkSession(session)
     const keys = await this.#keysWithPrefix(dkgPrefix(session))
     if (keys.length > 0) await this.#db.batch(keys.map(key => ({ type: 'del' as const, key })))
   }
 
   async listDkg (session: string): Promise<string[]> {
-    validateDkgSession('session', session)
+    checkSession(session)
     const p = dkgPrefix(session)
     return (await this.#keysWithPrefix(p)).map(k => k.slice(p.length))
   }
@@ -285,6 +323,7 @@ export class LevelNodeStore implements NodeStore {
     const sp = encodeShare(signShare)
     const ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }> = [
       { type: 'put', key: keySetKey(epoch), value: bytes },
+      { type: 'put', key: keySetGenKey(epoch, keySetId(keySet)), value: bytes },
       { type: 'put', key: wk, value: this.#key.seal(wk, wp) },
       { type: 'put', key: sk, value: this.#key.seal(sk, sp) }
     ]
@@ -292,13 +331,108 @@ export class LevelNodeStore implements NodeStore {
     const cur = await this.currentEpoch()
     if (cur === undefined || cur < epoch) ops.push({ type: 'put', key: META_EPOCH, value: u32(epoch) })
     for (const key of await this.#keysWithPrefix(dkgEpochPrefix(epoch))) ops.push({ type: 'del', key })
-    this.#shareGen++
-    this.#shares.delete(wk); this.#shares.delete(sk)
-    try { await this.#db.batch(ops) } finally {
-      this.#keySets.delete(epoch)
-      this.#shareGen++
-      this.#shares.delete(wk); this.#shares.delete(sk)
+    await this.#commitBatch(ops, [epoch])
+  }
+
+  /**
+   * Writes one batch of key set/share records under the seqlock and drops the caches of `epochs`
+   * before and after it. Throws the level error.
+   */
+  async #commitBatch (ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }>, epochs: number[]): Promise<void> {
+    const drop = (): void => {
+      for (const e of epochs) { this.#keySets.delete(e); this.#shares.delete(shareKey(e, 'wrap')); this.#shares.delete(shareKey(e, 'sign')) }
     }
+    // Writers are serialised so that the seqlock's odd/even protocol holds.
+    const prev = this.#writing
+    let release = (): void => {}
+    this.#writing = new Promise<void>(resolve => { release = resolve })
+    await prev
+    this.#writeSeq++
+    this.#shareGen++
+    drop()
+    try { await this.#db.batch(ops) } finally {
+      drop()
+      this.#shareGen++
+      this.#writeSeq++
+      release()
+    }
+  }
+
+  async getKeySetGeneration (epoch: number, id: string): Promise<Uint8Array | undefined> {
+    aint('epoch', epoch, 1, 0xffffffff)
+    if (typeof id !== 'string' || !KEYSET_ID_RE.test(id)) throw new BadInputError('keySetId', 'expected 64 lowercase hex characters')
+    const cur = await this.#cached(epoch)
+    if (cur?.id === id) return cur.bytes
+    const bytes = await this.#get(keySetGenKey(epoch, id))
+    if (bytes === undefined) return undefined
+    // Defence in depth: a record under the wrong id is corruption, never served.
+    let ks: KeySet
+    try { ks = decodeKeySet(bytes) } catch (e) { throw new KeymeshError(ErrorCode.INTERNAL, `stored key set generation ${id.slice(0, 16)}… of epoch ${epoch} is corrupt`, { cause: e }) }
+    if (ks.epoch !== epoch || keySetId(ks) !== id) throw new KeymeshError(ErrorCode.INTERNAL, `stored key set generation ${id.slice(0, 16)}… of epoch ${epoch} does not match its id`)
+    return bytes
+  }
+
+  async getCurrent (epoch: number, kind: KeyKind): Promise<{ keySet: KeySet, keySetId: string, share: KeyShare } | undefined> {
+    aint('epoch', epoch, 1, 0xffffffff)
+    for (;;) {
+      const seq = this.#writeSeq
+      if (seq % 2 === 1) { await this.#writing; continue }
+      const ks = await this.#cached(epoch)
+      const share = ks === undefined ? undefined : await this.getShare(epoch, kind)
+      if (this.#writeSeq !== seq) continue
+      if (ks === undefined || share === undefined) return undefined
+      return { keySet: ks.ks, keySetId: ks.id, share }
+    }
+  }
+
+  async replaceGenerations (entries: Array<{ keySet: KeySet, wrapShare: KeyShare, signShare: KeyShare }>, session?: string): Promise<void> {
+    if (!Array.isArray(entries) || entries.length === 0) throw new BadInputError('entries', 'expected at least one epoch')
+    if (session !== undefined) checkSession(session)
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }> = []
+    const epochs: number[] = []
+    const plains: Uint8Array[] = []
+    try {
+      for (const [j, { keySet, wrapShare, signShare }] of entries.entries()) {
+        const f = `entries[${j}]`
+        const epoch = aint(`${f}.keySet.epoch`, keySet?.epoch, 1, 0xffffffff)
+        if (epochs.includes(epoch)) throw new BadInputError(`${f}.keySet.epoch`, `epoch ${epoch} appears twice`)
+        const bytes = encodeKeySet(keySet)
+        const old = await this.#cached(epoch)
+        if (old === undefined) throw new BadInputError(`${f}.keySet.epoch`, `no key set of epoch ${epoch} on this node to replace`)
+        const o = old.ks
+        if (keySet.clusterId !== o.clusterId) throw new BadInputError(`${f}.keySet.clusterId`, 'differs from the stored key set')
+        if (keySet.threshold !== o.threshold || keySet.n !== o.n) throw new BadInputError(`${f}.keySet.threshold`, 'threshold or n differ from the stored key set')
+        if (!(keySet.wrap.commitments[0] as KeySet['wrap']['commitments'][0]).equals(o.wrap.commitments[0] as KeySet['wrap']['commitments'][0])) throw new BadInputError(`${f}.keySet.wrap`, 'the wrap group key differs from the stored key set (a refresh never changes it)')
+        if (!(keySet.sign.commitments[0] as KeySet['sign']['commitments'][0]).equals(o.sign.commitments[0] as KeySet['sign']['commitments'][0])) throw new BadInputError(`${f}.keySet.sign`, 'the sign group key differs from the stored key set (a refresh never changes it)')
+        if (wrapShare.index !== signShare.index) throw new BadInputError(`${f}.share.index`, 'wrap and sign shares have different indices')
+        aint(`${f}.share.index`, wrapShare.index, 1, keySet.n)
+        const id = keySetId(keySet)
+        const wk = shareKey(epoch, 'wrap')
+        const sk = shareKey(epoch, 'sign')
+        const wp = encodeShare(wrapShare)
+        const sp = encodeShare(signShare)
+        plains.push(wp, sp)
+        ops.push(
+          { type: 'put', key: keySetKey(epoch), value: bytes },
+          // The outgoing generation too (a store from before generations has no record of it).
+          { type: 'put', key: keySetGenKey(epoch, old.id), value: old.bytes },
+          { type: 'put', key: keySetGenKey(epoch, id), value: bytes },
+          { type: 'put', key: wk, value: this.#key.seal(wk, wp) },
+          { type: 'put', key: sk, value: this.#key.seal(sk, sp) }
+        )
+        epochs.push(epoch)
+      }
+    } finally {
+      for (const p of plains) p.fill(0)
+    }
+    if (session !== undefined) {
+      const resultKey = dkgKey(session, 'result')
+      for (const key of await this.#keysWithPrefix(dkgPrefix(session))) if (key !== resultKey) ops.push({ type: 'del', key })
+      const result = [u16(epochs.length)]
+      for (const { keySet } of entries) result.push(u32(keySet.epoch), fromHex('keySetId', keySetId(keySet), 32))
+      ops.push({ type: 'put', key: resultKey, value: concat(...result) })
+    }
+    await this.#commitBatch(ops, epochs)
   }
 
   async close (): Promise<void> {

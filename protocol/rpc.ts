@@ -45,6 +45,15 @@ export const MAX_SIGN_MESSAGE_LEN = 64 * 1024
 export const MAX_FROST_ITEM_LEN = 256
 /** Human-readable strings in status (version, detail). */
 export const MAX_STATUS_STRING = 256
+/**
+ * Live epochs one refresh covers at most (one dealing per epoch and key in `refresh.round1`; at
+ * 64 nodes a dealing is ≤ 2024 bytes, so 256 epochs stay well inside MAX_RPC_MESSAGE).
+ */
+export const MAX_REFRESH_EPOCHS = 256
+/** One encoded refresh dealing ("KMFD", protocol/refresh.ts MAX_REFRESH_DEALING_LEN = 2024). */
+export const MAX_REFRESH_DEALING_BYTES = 2048
+/** One refresh sub-share package ("KMFS", exactly 39 bytes). */
+export const REFRESH_SUBSHARE_BYTES = 39
 
 /** Every operation. */
 export type RpcOp =
@@ -52,12 +61,13 @@ export type RpcOp =
   | 'dkg.round1' | 'dkg.echo' | 'dkg.round2' | 'dkg.result'
   | 'policy.get' | 'policy.push' | 'audit.read'
   | 'lifecycle.order' | 'dkg.order'
+  | 'refresh.round1' | 'refresh.echo' | 'refresh.round2' | 'refresh.result'
 
 /** All operations, in a stable order. */
-export const RPC_OPS: readonly RpcOp[] = ['status', 'keyset.get', 'partial', 'partial.batch', 'frost.commit', 'frost.sign', 'dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'policy.get', 'policy.push', 'audit.read', 'lifecycle.order', 'dkg.order']
+export const RPC_OPS: readonly RpcOp[] = ['status', 'keyset.get', 'partial', 'partial.batch', 'frost.commit', 'frost.sign', 'dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'policy.get', 'policy.push', 'audit.read', 'lifecycle.order', 'dkg.order', 'refresh.round1', 'refresh.echo', 'refresh.round2', 'refresh.result']
 
 /** Operations only cluster nodes may call (clients get NOT_AUTHORIZED). */
-export const NODE_ONLY_OPS: ReadonlySet<RpcOp> = new Set<RpcOp>(['dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'dkg.order'])
+export const NODE_ONLY_OPS: ReadonlySet<RpcOp> = new Set<RpcOp>(['dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'dkg.order', 'refresh.round1', 'refresh.echo', 'refresh.round2', 'refresh.result'])
 
 /** True when `s` names an operation. */
 export function isRpcOp (s: unknown): s is RpcOp {
@@ -70,7 +80,8 @@ export type DkgState = 'idle' | 'running' | 'done' | 'failed'
 /** Decoded request bodies (bytes, not base64url). */
 export interface RequestBodies {
   status: Record<string, never>
-  'keyset.get': { epoch?: number }
+  /** keySetId (64 lowercase hex): that generation of the epoch (NOT_FOUND if unknown); absent = the current one. */
+  'keyset.get': { epoch?: number, keySetId?: string }
   /**
    * manifest: the cluster-signed release manifest JWS naming this envelope (required for deployers
    * when the policy has requireSignedRelease); approvals: admin approvals (JSON text each).
@@ -80,7 +91,8 @@ export interface RequestBodies {
   'partial.batch': { epoch: number, envelopes: Uint8Array[], recipient: Uint8Array, manifests?: string[], approvals?: string[] }
   /** session: 32 lowercase hex chars chosen by the coordinating client. */
   'frost.commit': { epoch: number, session: string }
-  'frost.sign': { epoch: number, session: string, message: Uint8Array, commitments: Uint8Array[] }
+  /** keySetId: the generation the signing session uses (from frost.commit); CONFLICT when it is no longer current. */
+  'frost.sign': { epoch: number, session: string, message: Uint8Array, commitments: Uint8Array[], keySetId?: string }
   /** session: `e<epoch>-a<attempt>`. */
   'dkg.round1': { session: string }
   'dkg.echo': { session: string }
@@ -96,6 +108,11 @@ export interface RequestBodies {
   'lifecycle.order': { order: string }
   /** The same, relayed node to node (order spreading, docs/PROTOCOL.md). */
   'dkg.order': { order: string }
+  /** session: `f<epoch>-<16 hex>` (refreshSessionId). */
+  'refresh.round1': { session: string }
+  'refresh.echo': { session: string }
+  'refresh.round2': { session: string }
+  'refresh.result': { session: string }
 }
 
 /** Decoded response bodies. */
@@ -111,9 +128,11 @@ export interface ResponseBodies {
     dkg: { state: DkgState, detail?: string }
   }
   'keyset.get': { keySet: Uint8Array }
-  partial: { sealed: Uint8Array }
-  'partial.batch': { sealed: Uint8Array }
-  'frost.commit': { commitment: Uint8Array }
+  /** keySetId: the generation (64 hex) whose share computed the partial. */
+  partial: { sealed: Uint8Array, keySetId: string }
+  'partial.batch': { sealed: Uint8Array, keySetId: string }
+  /** keySetId: the generation this signing session is bound to (pass it back in frost.sign). */
+  'frost.commit': { commitment: Uint8Array, keySetId: string }
   'frost.sign': { share: Uint8Array }
   'dkg.round1': { wrap: Uint8Array, sign: Uint8Array }
   /** Per-sender transcript digests (32 bytes each), in sender index order. */
@@ -128,6 +147,14 @@ export interface ResponseBodies {
   /** accepted: the node holds the order (now or before); otherwise code + detail say why not. */
   'lifecycle.order': OrderReceipt
   'dkg.order': OrderReceipt
+  /** The callee's refresh dealings ("KMFD"), one per live epoch (ascending), for each key. */
+  'refresh.round1': { epochs: number[], wrap: Uint8Array[], sign: Uint8Array[] }
+  /** 32-byte digest of every node's round-1 answer as the callee holds it, node index order 1..n. */
+  'refresh.echo': { digests: Uint8Array[] }
+  /** The sub-shares ("KMFS") the callee deals to the CALLER, one per epoch, in round-1 epoch order. */
+  'refresh.round2': { wrap: Uint8Array[], sign: Uint8Array[] }
+  /** 64 hex: SHA-256 over the new keySetIds of every refreshed epoch (docs/PROTOCOL.md §11.6). */
+  'refresh.result': { digest: string }
 }
 
 /** Answer to a pushed lifecycle order (a refusal is an answer, so the admin sees the reason). */
@@ -146,6 +173,7 @@ export interface DecodedRequest<O extends RpcOp = RpcOp> { op: O, id: string, tt
 const ID_RE = /^[0-9a-f]{16}$/
 const FROST_SESSION_RE = /^[0-9a-f]{32}$/
 const DKG_SESSION_RE = /^e([1-9][0-9]{0,9})-a(0|[1-9][0-9]{0,5})$/
+const REFRESH_SESSION_RE = /^f([1-9][0-9]{0,9})-([0-9a-f]{16})$/
 const HEX64_RE = /^[0-9a-f]{64}$/
 const PEER_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{1,128}$/
 const CLUSTER_ID_RE = /^[0-9a-f]{32}$/
@@ -186,6 +214,31 @@ export function dkgSessionId (epoch: number, attempt: number): string {
   return `e${epoch}-a${attempt}`
 }
 
+/** Validates a refresh session id `f<epoch>-<16 lowercase hex>`. Throws BadInputError(field). */
+export function validateRefreshSession (field: string, v: unknown): string {
+  const s = astring(field, v, REFRESH_SESSION_RE, 'a refresh session "f<epoch>-<16 hex>"')
+  const m = REFRESH_SESSION_RE.exec(s)
+  if (m === null || Number(m[1]) > MAX_U32) throw new BadInputError(field, 'epoch out of range')
+  return s
+}
+
+/**
+ * The refresh session id of an order: `f<epoch>-<first 16 hex chars of the order nonce>`.
+ * Throws BadInputError for an out-of-range epoch or a nonce that is not ≥ 16 lowercase hex chars.
+ */
+export function refreshSessionId (epoch: number, nonce: string): string {
+  aint('epoch', epoch, 1, MAX_U32)
+  if (typeof nonce !== 'string' || !/^[0-9a-f]{16}/.test(nonce)) throw new BadInputError('nonce', 'expected lowercase hex')
+  return `f${epoch}-${nonce.slice(0, 16)}`
+}
+
+/** Parses a refresh session id into its epoch and nonce prefix. Throws BadInputError('session'). */
+export function parseRefreshSession (s: string): { epoch: number, nonce16: string } {
+  validateRefreshSession('session', s)
+  const m = REFRESH_SESSION_RE.exec(s) as RegExpExecArray
+  return { epoch: Number(m[1]), nonce16: m[2] as string }
+}
+
 function frostSession (field: string, v: unknown): string { return astring(field, v, FROST_SESSION_RE, '32 lowercase hex characters') }
 
 function hexDigest (field: string, v: unknown): Uint8Array {
@@ -202,6 +255,41 @@ function statusString (field: string, v: unknown, allowEmpty: boolean): string {
 function sessionOnly (f: string, b: unknown): { session: string } {
   const o = aobj(f, b, ['session'])
   return { session: validateDkgSession(`${f}.session`, o.session) }
+}
+
+function refreshSessionOnly (f: string, b: unknown): { session: string } {
+  const o = aobj(f, b, ['session'])
+  return { session: validateRefreshSession(`${f}.session`, o.session) }
+}
+
+function keySetIdField (field: string, v: unknown): string { return astring(field, v, HEX64_RE, '64 lowercase hex characters') }
+
+/** Sealed partial + keySetId (partial, partial.batch responses). */
+function sealedRes (f: string, b: unknown): { sealed: Uint8Array, keySetId: string } {
+  const o = aobj(f, b, ['sealed', 'keySetId'])
+  return { sealed: b64(`${f}.sealed`, o.sealed, MAX_SEALED_LEN), keySetId: keySetIdField(`${f}.keySetId`, o.keySetId) }
+}
+
+/** refresh.round1 response: epochs strictly ascending, one dealing per epoch per key. */
+function refreshRound1Res (f: string, b: unknown): { epochs: number[], wrap: Uint8Array[], sign: Uint8Array[] } {
+  const o = aobj(f, b, ['epochs', 'wrap', 'sign'])
+  const epochs = aarray(`${f}.epochs`, o.epochs, 1, MAX_REFRESH_EPOCHS).map((x, i) => epochOf(`${f}.epochs[${i}]`, x))
+  for (let i = 1; i < epochs.length; i++) if ((epochs[i] as number) <= (epochs[i - 1] as number)) throw new BadInputError(`${f}.epochs[${i}]`, 'expected strictly ascending epochs')
+  const wrap = b64list(`${f}.wrap`, o.wrap, 1, MAX_REFRESH_EPOCHS, MAX_REFRESH_DEALING_BYTES)
+  const sign = b64list(`${f}.sign`, o.sign, 1, MAX_REFRESH_EPOCHS, MAX_REFRESH_DEALING_BYTES)
+  if (wrap.length !== epochs.length) throw new BadInputError(`${f}.wrap`, `expected ${epochs.length} dealings (one per epoch)`)
+  if (sign.length !== epochs.length) throw new BadInputError(`${f}.sign`, `expected ${epochs.length} dealings (one per epoch)`)
+  return { epochs, wrap, sign }
+}
+
+/** refresh.round2 response: equal-length lists of 39-byte sub-share packages. */
+function refreshRound2Res (f: string, b: unknown): { wrap: Uint8Array[], sign: Uint8Array[] } {
+  const o = aobj(f, b, ['wrap', 'sign'])
+  const list = (k: 'wrap' | 'sign'): Uint8Array[] => aarray(`${f}.${k}`, o[k], 1, MAX_REFRESH_EPOCHS).map((x, i) => b64(`${f}.${k}[${i}]`, x, REFRESH_SUBSHARE_BYTES, REFRESH_SUBSHARE_BYTES))
+  const wrap = list('wrap')
+  const sign = list('sign')
+  if (sign.length !== wrap.length) throw new BadInputError(`${f}.sign`, `expected ${wrap.length} sub-shares (as many as wrap)`)
+  return { wrap, sign }
 }
 
 function wrapSign (f: string, b: unknown): { wrap: Uint8Array, sign: Uint8Array } {
@@ -312,10 +400,13 @@ const schemas: Schemas = {
   },
   'keyset.get': {
     decodeReq: (f, b) => {
-      const o = aobj(f, b, [], ['epoch'])
-      return o.epoch === undefined ? {} : { epoch: epochOf(`${f}.epoch`, o.epoch) }
+      const o = aobj(f, b, [], ['epoch', 'keySetId'])
+      return {
+        ...(o.epoch === undefined ? {} : { epoch: epochOf(`${f}.epoch`, o.epoch) }),
+        ...(o.keySetId === undefined ? {} : { keySetId: keySetIdField(`${f}.keySetId`, o.keySetId) })
+      }
     },
-    encodeReq: (b) => (b.epoch === undefined ? {} : { epoch: b.epoch }),
+    encodeReq: (b) => ({ ...(b.epoch === undefined ? {} : { epoch: b.epoch }), ...(b.keySetId === undefined ? {} : { keySetId: b.keySetId }) }),
     decodeRes: (f, b) => ({ keySet: b64(`${f}.keySet`, aobj(f, b, ['keySet']).keySet, MAX_KEYSET_BYTES) }),
     encodeRes: (b) => ({ keySet: toB64u(b.keySet) })
   },
@@ -331,8 +422,8 @@ const schemas: Schemas = {
       }
     },
     encodeReq: (b) => ({ epoch: b.epoch, envelope: toB64u(b.envelope), recipient: toB64u(b.recipient), ...optManifest(b) }),
-    decodeRes: (f, b) => ({ sealed: b64(`${f}.sealed`, aobj(f, b, ['sealed']).sealed, MAX_SEALED_LEN) }),
-    encodeRes: (b) => ({ sealed: toB64u(b.sealed) })
+    decodeRes: sealedRes,
+    encodeRes: (b) => ({ sealed: toB64u(b.sealed), keySetId: b.keySetId })
   },
   'partial.batch': {
     decodeReq: (f, b) => {
@@ -352,8 +443,8 @@ const schemas: Schemas = {
       ...(b.manifests !== undefined ? { manifests: b.manifests } : {}),
       ...(b.approvals !== undefined ? { approvals: b.approvals } : {})
     }),
-    decodeRes: (f, b) => ({ sealed: b64(`${f}.sealed`, aobj(f, b, ['sealed']).sealed, MAX_SEALED_LEN) }),
-    encodeRes: (b) => ({ sealed: toB64u(b.sealed) })
+    decodeRes: sealedRes,
+    encodeRes: (b) => ({ sealed: toB64u(b.sealed), keySetId: b.keySetId })
   },
   'frost.commit': {
     decodeReq: (f, b) => {
@@ -361,20 +452,24 @@ const schemas: Schemas = {
       return { epoch: epochOf(`${f}.epoch`, o.epoch), session: frostSession(`${f}.session`, o.session) }
     },
     encodeReq: (b) => ({ epoch: b.epoch, session: b.session }),
-    decodeRes: (f, b) => ({ commitment: b64(`${f}.commitment`, aobj(f, b, ['commitment']).commitment, MAX_FROST_ITEM_LEN) }),
-    encodeRes: (b) => ({ commitment: toB64u(b.commitment) })
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['commitment', 'keySetId'])
+      return { commitment: b64(`${f}.commitment`, o.commitment, MAX_FROST_ITEM_LEN), keySetId: keySetIdField(`${f}.keySetId`, o.keySetId) }
+    },
+    encodeRes: (b) => ({ commitment: toB64u(b.commitment), keySetId: b.keySetId })
   },
   'frost.sign': {
     decodeReq: (f, b) => {
-      const o = aobj(f, b, ['epoch', 'session', 'message', 'commitments'])
+      const o = aobj(f, b, ['epoch', 'session', 'message', 'commitments'], ['keySetId'])
       return {
         epoch: epochOf(`${f}.epoch`, o.epoch),
         session: frostSession(`${f}.session`, o.session),
         message: b64(`${f}.message`, o.message, MAX_SIGN_MESSAGE_LEN),
-        commitments: b64list(`${f}.commitments`, o.commitments, 1, MAX_NODES, MAX_FROST_ITEM_LEN)
+        commitments: b64list(`${f}.commitments`, o.commitments, 1, MAX_NODES, MAX_FROST_ITEM_LEN),
+        ...(o.keySetId === undefined ? {} : { keySetId: keySetIdField(`${f}.keySetId`, o.keySetId) })
       }
     },
-    encodeReq: (b) => ({ epoch: b.epoch, session: b.session, message: toB64u(b.message), commitments: b.commitments.map(toB64u) }),
+    encodeReq: (b) => ({ epoch: b.epoch, session: b.session, message: toB64u(b.message), commitments: b.commitments.map(toB64u), ...(b.keySetId === undefined ? {} : { keySetId: b.keySetId }) }),
     decodeRes: (f, b) => ({ share: b64(`${f}.share`, aobj(f, b, ['share']).share, MAX_FROST_ITEM_LEN) }),
     encodeRes: (b) => ({ share: toB64u(b.share) })
   },
@@ -447,7 +542,31 @@ const schemas: Schemas = {
     encodeRes: (b) => ({ records: b.records, lastSeq: b.lastSeq })
   },
   'lifecycle.order': orderSchema<'lifecycle.order'>(),
-  'dkg.order': orderSchema<'dkg.order'>()
+  'dkg.order': orderSchema<'dkg.order'>(),
+  'refresh.round1': {
+    decodeReq: refreshSessionOnly,
+    encodeReq: (b) => ({ session: b.session }),
+    decodeRes: refreshRound1Res,
+    encodeRes: (b) => ({ epochs: b.epochs, wrap: b.wrap.map(toB64u), sign: b.sign.map(toB64u) })
+  },
+  'refresh.echo': {
+    decodeReq: refreshSessionOnly,
+    encodeReq: (b) => ({ session: b.session }),
+    decodeRes: (f, b) => ({ digests: aarray(`${f}.digests`, aobj(f, b, ['digests']).digests, 2, MAX_NODES).map((x, i) => hexDigest(`${f}.digests[${i}]`, x)) }),
+    encodeRes: (b) => ({ digests: b.digests.map(toHex) })
+  },
+  'refresh.round2': {
+    decodeReq: refreshSessionOnly,
+    encodeReq: (b) => ({ session: b.session }),
+    decodeRes: refreshRound2Res,
+    encodeRes: (b) => ({ wrap: b.wrap.map(toB64u), sign: b.sign.map(toB64u) })
+  },
+  'refresh.result': {
+    decodeReq: refreshSessionOnly,
+    encodeReq: (b) => ({ session: b.session }),
+    decodeRes: (f, b) => ({ digest: keySetIdField(`${f}.digest`, aobj(f, b, ['digest']).digest) }),
+    encodeRes: (b) => ({ digest: b.digest })
+  }
 }
 
 

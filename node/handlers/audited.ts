@@ -33,7 +33,8 @@ export function markRecorded (): void {
 const SCOPED: ReadonlySet<RpcOp> = new Set<RpcOp>(['partial', 'partial.batch', 'frost.commit', 'frost.sign'])
 
 function policyOpOf (op: RpcOp): PolicyOp {
-  if (op.startsWith('dkg.')) return 'dkg'
+  // refresh.* is the node-only refresh ceremony (node/lifecycle/refresh-ceremony.ts): same class as dkg.*.
+  if (op.startsWith('dkg.') || op.startsWith('refresh.')) return 'dkg'
   if (SCOPED.has(op)) return 'connect'
   return op as PolicyOp
 }

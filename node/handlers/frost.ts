@@ -14,6 +14,12 @@
  *     bytes (no signing oracle);
  *   - the caller must be authorized for that manifest (authz hook).
  *
+ * Generations (proactive refresh): `frost.commit` answers the generation (keySetId) of the sign
+ * key it committed under and the session remembers it; `frost.sign` refuses with CONFLICT when the
+ * request's `keySetId` or the session's generation is no longer this node's current one ("key set
+ * changed by a refresh; start the signing again"): one signing session uses one generation, or
+ * the aggregate would mix shares of different polynomials.
+ *
  * Secrets: the sign share (read per request, a bigint, not wipeable) and the nonces (Uint8Arrays,
  * zeroed by frostSignShare on success and by us on every other path).
  */
@@ -76,22 +82,30 @@ export function manifestOfSigningInput (ctx: NodeContext, message: Uint8Array, e
  * live or used), BUSY (64 outstanding sessions).
  */
 export const frostCommitHandler: Handler<'frost.commit'> = async (ctx, body, caller) => {
-  const { share } = await epochKeys(ctx, body.epoch, 'sign')
+  const { share, keySetId } = await epochKeys(ctx, body.epoch, 'sign')
   await authorize(ctx, caller, { op: 'frost.commit', epoch: body.epoch })
   const { nonces, commitment } = frostCommit(share)
   const encoded = encodeSigningCommitment(commitment)
   try {
-    frostSessionsOf(ctx).put(caller.peerId, sessionKey(body.epoch, body.session), nonces, encoded)
+    frostSessionsOf(ctx).put(caller.peerId, sessionKey(body.epoch, body.session), nonces, encoded, keySetId)
   } catch (err) {
     wipe(nonces)
     throw err
   }
-  return { commitment: encoded }
+  return { commitment: encoded, keySetId }
+}
+
+/** Throws KeymeshError CONFLICT when the request's or the session's generation is not `current`. */
+function checkGeneration (requested: string | undefined, committed: string | undefined, current: string): void {
+  if ((requested !== undefined && requested !== current) || (committed !== undefined && committed !== current)) {
+    throw new KeymeshError(ErrorCode.CONFLICT, 'key set changed by a refresh; start the signing again')
+  }
 }
 
 /**
  * Answers `frost.sign`. The session is consumed first, whatever happens next. Throws KeymeshError
- * NOT_FOUND (unknown/expired session, no key set), CONFLICT (session already used), BAD_INPUT
+ * NOT_FOUND (unknown/expired session, no key set), CONFLICT (session already used, or the key set
+ * generation changed since frost.commit / differs from the request's keySetId), BAD_INPUT
  * (malformed commitments, own commitment missing or changed, message not a signing input of a
  * valid manifest of this cluster/epoch), NOT_AUTHORIZED.
  */
@@ -99,6 +113,9 @@ export const frostSignHandler: Handler<'frost.sign'> = async (ctx, body, caller,
   const taken = frostSessionsOf(ctx).take(caller.peerId, sessionKey(body.epoch, body.session))
   const { nonces } = taken
   try {
+    // Generation first (cheap, and the answer the coordinator needs: restart the signing).
+    const current = await ctx.store.getKeySetId(body.epoch)
+    if (current !== undefined) checkGeneration(body.keySetId, taken.keySetId, current)
     const commitments: SigningCommitment[] = body.commitments.map((b, j) => {
       try { return decodeSigningCommitment(b) } catch (err) {
         if (err instanceof BadInputError) throw new BadInputError(`commitments[${j}].${err.field}`, err.message)
@@ -110,7 +127,8 @@ export const frostSignHandler: Handler<'frost.sign'> = async (ctx, body, caller,
       throw new BadInputError('commitments', `must contain this node's (${ctx.selfIndex}) round-one commitment unchanged`)
     }
     const manifest = manifestOfSigningInput(ctx, body.message, body.epoch)
-    const { ks, share } = await epochKeys(ctx, body.epoch, 'sign')
+    const { ks, share, keySetId } = await epochKeys(ctx, body.epoch, 'sign')
+    checkGeneration(body.keySetId, taken.keySetId, keySetId)
     await authorize(ctx, caller, { op: 'frost.sign', epoch: body.epoch, manifest })
     checkDeadline(signal)
     let z = frostSignShare(share, ks, nonces, commitments, body.message)

@@ -15,6 +15,7 @@ import { frostCommitHandler, frostSignHandler } from './frost.ts'
 import { auditReadHandler, policyGetHandler, policyPushHandler } from './policy.ts'
 import { dkgEchoHandler, dkgResultHandler, dkgRound1Handler, dkgRound2Handler } from './dkg.ts'
 import { dkgOrderHandler, lifecycleOrderHandler, retiredGuard } from './lifecycle.ts'
+import { refreshEchoHandler, refreshResultHandler, refreshRound1Handler, refreshRound2Handler } from './refresh.ts'
 
 /** Handlers by operation. */
 export type HandlerTable = Partial<{ [O in RpcOp]: Handler<O> }>
@@ -35,5 +36,9 @@ export const handlers: HandlerTable = {
   'policy.push': policyPushHandler,
   'audit.read': auditReadHandler,
   'lifecycle.order': lifecycleOrderHandler,
-  'dkg.order': dkgOrderHandler
+  'dkg.order': dkgOrderHandler,
+  'refresh.round1': refreshRound1Handler,
+  'refresh.echo': refreshEchoHandler,
+  'refresh.round2': refreshRound2Handler,
+  'refresh.result': refreshResultHandler
 }

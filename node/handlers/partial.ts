@@ -12,6 +12,11 @@
  *   5. sealPartial to the recipient's X25519 key (BAD_INPUT for a bad key).
  * The node never sees a data key: it returns x_i·8R, not the KEK.
  *
+ * Generations (proactive refresh, docs/PROTOCOL.md §11.6): the key set and the share are read as
+ * ONE consistent pair of the epoch's current generation (store.getCurrent), and the response names
+ * that generation (`keySetId`), so the client verifies the DLEQ proof against the right verifying
+ * share even while a refresh commits (the HPKE info of the seal binds the same key set).
+ *
  * Secrets: the wrap share is read from the store per request and dropped when the handler
  * returns (a bigint: it cannot be wiped).
  */
@@ -30,16 +35,16 @@ import type { Handler, NodeContext } from '../context.ts'
 import { authorize } from './authz.ts'
 
 /**
- * The committed key set and this node's share of `kind` for `epoch`. Throws KeymeshError
- * NOT_FOUND when the epoch has no key set (or no share) on this node.
+ * The current generation of `epoch` (key set and its id) and this node's share of `kind`, read as
+ * one consistent pair. Throws KeymeshError NOT_FOUND when the epoch has no key set (or no share)
+ * on this node, INTERNAL when the stored share has another index.
  */
-export async function epochKeys (ctx: NodeContext, epoch: number, kind: 'wrap' | 'sign'): Promise<{ ks: KeySet, share: KeyShare }> {
-  const ks = await ctx.store.getKeySet(epoch)
-  if (ks === undefined) throw new KeymeshError(ErrorCode.NOT_FOUND, `no key set for epoch ${epoch} on this node`)
-  const share = await ctx.store.getShare(epoch, kind)
-  if (share === undefined) throw new KeymeshError(ErrorCode.NOT_FOUND, `no ${kind} share for epoch ${epoch} on this node`)
+export async function epochKeys (ctx: NodeContext, epoch: number, kind: 'wrap' | 'sign'): Promise<{ ks: KeySet, share: KeyShare, keySetId: string }> {
+  const cur = await ctx.store.getCurrent(epoch, kind)
+  if (cur === undefined) throw new KeymeshError(ErrorCode.NOT_FOUND, `no key set or ${kind} share for epoch ${epoch} on this node`)
+  const { keySet: ks, share, keySetId } = cur
   if (share.index !== ctx.selfIndex) throw new KeymeshError(ErrorCode.INTERNAL, `stored ${kind} share has index ${share.index}, expected ${ctx.selfIndex}`)
-  return { ks, share }
+  return { ks, share, keySetId }
 }
 
 /** Decodes one envelope and checks its context against this cluster and the requested epoch. Throws BadInputError. */
@@ -73,7 +78,7 @@ function corrupt<P extends Partial | BatchPartial> (p: P): P {
  */
 export const partialHandler: Handler<'partial'> = async (ctx, body, caller, signal) => {
   const e = decodeForEpoch(ctx, 'envelope', body.envelope, body.epoch)
-  const { ks, share } = await epochKeys(ctx, body.epoch, 'wrap')
+  const { ks, share, keySetId } = await epochKeys(ctx, body.epoch, 'wrap')
   // Computed once (it re-encodes the envelope and hashes it) for the decision and the seal.
   const ids = [envelopeId(e)]
   await authorize(ctx, caller, {
@@ -87,7 +92,7 @@ export const partialHandler: Handler<'partial'> = async (ctx, body, caller, sign
   checkDeadline(signal)
   let p = computePartial(share, ks, e)
   if (faultsOf(ctx)?.corruptPartial === true) p = corrupt(p)
-  return { sealed: sealPartial(p, ks, ids, body.recipient) }
+  return { sealed: sealPartial(p, ks, ids, body.recipient), keySetId }
 }
 
 /**
@@ -98,7 +103,7 @@ export const partialHandler: Handler<'partial'> = async (ctx, body, caller, sign
 export const partialBatchHandler: Handler<'partial.batch'> = async (ctx, body, caller, signal) => {
   if (body.envelopes.length === 0 || body.envelopes.length > MAX_BATCH) throw new BadInputError('envelopes', `expected 1..${MAX_BATCH} envelopes`)
   const es = body.envelopes.map((b, j) => decodeForEpoch(ctx, `envelopes[${j}]`, b, body.epoch))
-  const { ks, share } = await epochKeys(ctx, body.epoch, 'wrap')
+  const { ks, share, keySetId } = await epochKeys(ctx, body.epoch, 'wrap')
   // One decision per distinct label (a batch usually shares one release context), covering the
   // ids of every envelope with that label.
   const groups = new Map<string, { label: Envelope['label'], ids: Uint8Array[] }>()
@@ -122,5 +127,5 @@ export const partialBatchHandler: Handler<'partial.batch'> = async (ctx, body, c
   checkDeadline(signal)
   let p = computeBatchPartial(share, ks, es)
   if (faultsOf(ctx)?.corruptPartial === true) p = corrupt(p)
-  return { sealed: sealPartial(p, ks, ids, body.recipient) }
+  return { sealed: sealPartial(p, ks, ids, body.recipient), keySetId }
 }

@@ -10,15 +10,19 @@
  * takes effect only after the new epoch has committed on this node: from then on partials and
  * FROST signing for older epochs are refused (`retiredGuard`).
  *
- * Not implemented (orders are refused with a clear reason): `refresh`, `reshare`.
+ * Implemented: `refresh` — proactive share refresh of every LIVE epoch (≥ max(1, minDecryptionEpoch))
+ * without a new epoch (node/lifecycle/refresh-ceremony.ts, session `f<epoch>-<nonce16>`), committed
+ * with store.replaceGenerations (one batch for all epochs; the key sets get a new generation).
+ *
+ * Not implemented (orders are refused with a clear reason): `reshare`.
  *
  * Order acceptance (`acceptOrder`), in this order, each refusal changing nothing:
  *   1. structure and ≥ adminThreshold valid admin signatures (protocol/order.ts);
  *   2. the op is supported;
  *   3. freshness: issuedAt not more than ORDER_MAX_SKEW_MS in the future, not older than ORDER_MAX_AGE_MS;
  *   4. replay: the nonce was never accepted before (DATA/lifecycle.json `seen`);
- *   5. applicability: this node has a committed epoch e, the order's target epoch is e+1, and no
- *      other order is pending;
+ *   5. applicability: this node has a committed epoch e, the order's target epoch is e+1 (rotate)
+ *      or e (refresh), and no other order is pending;
  *   6. persist {pending: order, seen += nonce} atomically, THEN start the ceremony and the spreading.
  * The same order arriving again while it is pending answers accepted (idempotent relay).
  *
@@ -34,6 +38,8 @@ import { encodeSignedOrder, orderSigningBytes, parseSignedOrder, verifySignedOrd
 import type { Order } from '../../protocol/order.ts'
 import type { OrderReceipt } from '../../protocol/rpc.ts'
 import { DkgCeremony, dkgEnvFromContext, runCeremony } from '../dkg-ceremony.ts'
+import { RefreshCeremony, committedRefreshDigest, refreshEnvFromContext, runRefresh } from './refresh-ceremony.ts'
+import { refreshSessionId } from '../../protocol/rpc.ts'
 import type { NodeContext } from '../context.ts'
 import { readLifecycleState, writeLifecycleState } from './state.ts'
 import type { LifecycleState } from './state.ts'
@@ -95,6 +101,21 @@ export async function committedAttempt (ctx: NodeContext, epoch: number): Promis
 }
 
 /**
+ * The order pending on this node (accepted, not finished), if any: its op, nonce and epoch.
+ * Used by the refresh.* handlers to answer CONFLICT when a peer runs another order. Throws
+ * KeymeshError(INTERNAL) when the lifecycle state file is corrupt.
+ */
+export async function pendingOrderInfo (ctx: NodeContext): Promise<{ op: Order['op'], nonce: string, epoch: number } | undefined> {
+  const m = await managerOf(ctx)
+  if (m.running !== undefined) return { op: m.running.order.op, nonce: m.running.order.nonce, epoch: m.running.order.epoch }
+  if (m.state.pending === null) return undefined
+  try {
+    const o = parseSignedOrder(m.state.pending).order
+    return { op: o.op, nonce: o.nonce, epoch: o.epoch }
+  } catch { return undefined }
+}
+
+/**
  * Handles a pushed signed order (from an admin's client or relayed by a node). Never throws for a
  * bad order: refusals are answered `{accepted:false, code, detail}` so the admin sees the reason.
  * Throws KeymeshError(INTERNAL) only when the state file cannot be read or written.
@@ -116,18 +137,19 @@ async function decideOrder (ctx: NodeContext, text: string): Promise<OrderReceip
   const m = await managerOf(ctx)
   return await locked(m, async () => {
     if (m.running?.order.nonce === order.nonce) return { accepted: true, detail: `order ${order.nonce.slice(0, 8)} is already running (${order.op} to epoch ${order.epoch})` }
-    if (order.op !== 'rotate') return refuse(ErrorCode.BAD_INPUT, `order op "${order.op}" is not supported by this node version (only rotate)`)
+    if (order.op !== 'rotate' && order.op !== 'refresh') return refuse(ErrorCode.BAD_INPUT, `order op "${order.op}" is not supported by this node version; see docs/LIFECYCLE.md`)
     const now = Date.now()
     const issued = Date.parse(order.issuedAt)
     if (issued > now + ORDER_MAX_SKEW_MS) return refuse(ErrorCode.BAD_INPUT, `order issuedAt ${order.issuedAt} is in the future (node clock ${new Date(now).toISOString()})`)
     if (issued < now - ORDER_MAX_AGE_MS) return refuse(ErrorCode.BAD_INPUT, `order issuedAt ${order.issuedAt} is older than ${ORDER_MAX_AGE_MS / 3_600_000} h (stale); issue a new order`)
     if (m.state.seen.includes(order.nonce)) {
-      const done = (await ctx.store.getKeySetId(order.epoch)) !== undefined
+      const done = order.op === 'rotate' && (await ctx.store.getKeySetId(order.epoch)) !== undefined
       return refuse(ErrorCode.CONFLICT, `order ${order.nonce.slice(0, 8)} was already accepted${done ? ` and epoch ${order.epoch} is committed` : ''}; a replayed order is refused`)
     }
     const cur = await ctx.store.currentEpoch()
     if (cur === undefined) return refuse(ErrorCode.UNAVAILABLE, 'this node has no committed key set yet (initial DKG not finished)')
-    if (order.epoch !== cur + 1) return refuse(ErrorCode.CONFLICT, `order targets epoch ${order.epoch}, but this node's current epoch is ${cur} (expected ${cur + 1})`)
+    if (order.op === 'rotate' && order.epoch !== cur + 1) return refuse(ErrorCode.CONFLICT, `order targets epoch ${order.epoch}, but this node's current epoch is ${cur} (expected ${cur + 1})`)
+    if (order.op === 'refresh' && order.epoch !== cur) return refuse(ErrorCode.CONFLICT, `refresh order names epoch ${order.epoch}, but this node's current epoch is ${cur} (a refresh keeps the current epoch: expected ${cur})`)
     if (m.state.pending !== null || m.running !== undefined) return refuse(ErrorCode.CONFLICT, 'another lifecycle order is still in progress on this node')
     const canonical = encodeSignedOrder(parseSignedOrder(text))
     const next: LifecycleState = { ...m.state, seen: [...m.state.seen, order.nonce], pending: canonical }
@@ -137,6 +159,7 @@ async function decideOrder (ctx: NodeContext, text: string): Promise<OrderReceip
     m.state = next
     ctx.log.info('lifecycle order accepted', { op: order.op, epoch: order.epoch, nonce: order.nonce, minDecryptionEpoch: order.params.minDecryptionEpoch ?? null })
     start(ctx, m, order, canonical)
+    if (order.op === 'refresh') return { accepted: true, detail: `refresh of epoch ${order.epoch} and every live epoch started (session ${refreshSessionId(order.epoch, order.nonce)})` }
     return { accepted: true, detail: `${order.op} to epoch ${order.epoch} started (session e${order.epoch}-a${order.params.attempt ?? 0})` }
   })
 }
@@ -154,12 +177,21 @@ function start (ctx: NodeContext, m: Manager, order: Order, text: string): void 
   const signal = AbortSignal.any([stop.signal, ctx.shutdownSignal])
   const done = (async () => {
     const relay = relayOrder(ctx, text, signal)
-    const c = new DkgCeremony(dkgEnvFromContext(ctx), order.epoch, order.params.attempt ?? 0, orderDigest(order))
     const t0 = Date.now()
-    await runCeremony(ctx, c)
+    let c: DkgCeremony | RefreshCeremony
+    if (order.op === 'refresh') {
+      c = new RefreshCeremony(refreshEnvFromContext(ctx, async () => m.state.minDecryptionEpoch), order.epoch, order.nonce, orderDigest(order))
+      await runRefresh(ctx, c)
+    } else {
+      c = new DkgCeremony(dkgEnvFromContext(ctx), order.epoch, order.params.attempt ?? 0, orderDigest(order))
+      await runCeremony(ctx, c)
+    }
     stop.abort()
     await relay
     if (ctx.shutdownSignal.aborted && c.state.state !== 'done') return // resumes after a restart
+    // A refresh stopped by a LOCAL error (store, corrupt record) keeps its order pending, so that
+    // the restarted node resumes it with the same dealings instead of leaving its peers waiting.
+    if (c instanceof RefreshCeremony && c.stoppedLocally) { m.running = undefined; return }
     await locked(m, async () => { await finish(ctx, m, order, c.state.state === 'done', Date.now() - t0) })
   })().catch((e: unknown) => { ctx.log.error('lifecycle order failed', { op: order.op, epoch: order.epoch, code: errorCode(e) }) })
   m.running = { order, text, done, stop }
@@ -167,9 +199,9 @@ function start (ctx: NodeContext, m: Manager, order: Order, text: string): void 
 
 /** Ends an order: applies retirement after a commit, clears `pending`. Throws fs errors. */
 async function finish (ctx: NodeContext, m: Manager, order: Order, ok: boolean, ms: number): Promise<void> {
-  const min = ok && order.params.minDecryptionEpoch !== undefined ? Math.max(m.state.minDecryptionEpoch, order.params.minDecryptionEpoch) : m.state.minDecryptionEpoch
+  const min = ok && order.op === 'rotate' && order.params.minDecryptionEpoch !== undefined ? Math.max(m.state.minDecryptionEpoch, order.params.minDecryptionEpoch) : m.state.minDecryptionEpoch
   const attempt = order.params.attempt ?? 0
-  const committedAttempts = ok && attempt !== 0 ? { ...m.state.committedAttempts, [String(order.epoch)]: attempt } : m.state.committedAttempts
+  const committedAttempts = ok && order.op === 'rotate' && attempt !== 0 ? { ...m.state.committedAttempts, [String(order.epoch)]: attempt } : m.state.committedAttempts
   const next: LifecycleState = { ...m.state, minDecryptionEpoch: min, pending: null, committedAttempts }
   await writeLifecycleState(ctx.config.dataDir, next)
   m.state = next
@@ -217,7 +249,11 @@ export async function resumeLifecycle (ctx: NodeContext): Promise<void> {
       m.state = next
       return
     }
-    if ((await ctx.store.getKeySetId(order.epoch)) !== undefined) {
+    // Committed just before a crash: rotate → the epoch exists; refresh → its public result record.
+    const committed = order.op === 'refresh'
+      ? (await committedRefreshDigest(ctx, refreshSessionId(order.epoch, order.nonce))) !== undefined
+      : (await ctx.store.getKeySetId(order.epoch)) !== undefined
+    if (committed) {
       await finish(ctx, m, order, true, 0)
       return
     }

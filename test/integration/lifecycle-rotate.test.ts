@@ -107,8 +107,8 @@ describe('lifecycle: rotate', () => {
     expect(await push(1, fo)).toMatchObject({ accepted: false, code: ErrorCode.BAD_INPUT })
     // Garbage.
     expect(await push(1, '{"order":1}')).toMatchObject({ accepted: false, code: ErrorCode.BAD_INPUT })
-    // Unsupported operation (signed).
-    let rf = newOrder(cluster, 'refresh', 1)
+    // Unsupported operation (signed): reshare (refresh is supported: test/integration/lifecycle-refresh.test.ts).
+    let rf = newOrder(cluster, 'reshare', 2, { members: cluster.nodes.map(n => ({ index: n.index, peerId: n.peerId, addresses: n.addresses })), newThreshold: 3 })
     rf = signOrder(signOrder(rf, cluster, admins[0] as AdminKey), cluster, admins[2] as AdminKey)
     expect(await push(1, rf)).toMatchObject({ accepted: false, code: ErrorCode.BAD_INPUT })
     expect(await epochs()).toEqual([1, 1, 1, 1, 1])

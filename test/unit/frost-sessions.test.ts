@@ -26,6 +26,14 @@ describe('FrostSessions', () => {
     expect(codeOf(() => s.put('peerA', 's1', [8], C))).toBe(ErrorCode.CONFLICT)
   })
 
+  it('remembers the key set generation a session was committed under', () => {
+    const s = table({ t: 0 })
+    s.put('peerA', 'g1', [1], C, 'ab'.repeat(32))
+    s.put('peerA', 'g2', [2], C)
+    expect(s.take('peerA', 'g1').keySetId).toBe('ab'.repeat(32))
+    expect(s.take('peerA', 'g2').keySetId).toBeUndefined()
+  })
+
   it('unknown session is NOT_FOUND; sessions are per peer', () => {
     const clock = { t: 0 }
     const s = table(clock)

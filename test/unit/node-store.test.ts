@@ -10,7 +10,7 @@ import { Level } from 'level'
 import { LevelNodeStore } from '../../node/store.ts'
 import { StorageKey, createStorageKey, unlockStorageKey } from '../../node/storage-key.ts'
 import { shareKey } from '../../node/store-layout.ts'
-import { encodeKeySet } from '../../protocol/keyset.ts'
+import { encodeKeySet, keySetId } from '../../protocol/keyset.ts'
 import type { KeySet } from '../../protocol/keyset.ts'
 import { BASE, L } from '../../protocol/group.ts'
 import { ErrorCode, KeymeshError } from '../../protocol/errors.ts'
@@ -20,11 +20,12 @@ beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'keymesh-store-')) })
 afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
 
 /** A structurally valid key set (t=2, n=3) from fixed polynomials a0 + a1·x. */
-function keySet (epoch: number, seed: bigint): KeySet {
-  const pk = (a0: bigint, a1: bigint): KeySet['wrap'] => ({
+function keySet (epoch: number, seed: bigint, delta = 0n): KeySet {
+  // delta moves the degree-1 coefficient only: the same group keys, another generation (a refresh).
+  const pk = (a0: bigint, a1r: bigint): KeySet['wrap'] => { const a1 = a1r + delta; return {
     commitments: [BASE.multiply(a0), BASE.multiply(a1)],
     verifyingShares: [1n, 2n, 3n].map(i => BASE.multiply((a0 + a1 * i) % L))
-  })
+  } }
   return { version: 1, clusterId: 'ab'.repeat(16), epoch, threshold: 2, n: 3, wrap: pk(seed, seed + 1n), sign: pk(seed + 2n, seed + 3n) }
 }
 
@@ -127,5 +128,68 @@ describe('level node store', () => {
     const wrongKey = await LevelNodeStore.open(path, new StorageKey(new Uint8Array(32).fill(3)))
     expect(await codeOf(wrongKey.getShare(1, 'wrap'))).toBe(ErrorCode.VERIFICATION_FAILED)
     await wrongKey.close()
+  })
+
+  it('replaces generations of several epochs in one batch, keeps every generation, refuses a changed group key', async () => {
+    const path = join(dir, 'db-gen')
+    const store = await LevelNodeStore.open(path, new StorageKey(new Uint8Array(32).fill(5)), { create: true })
+    const k1 = keySet(1, 11n)
+    const k2 = keySet(2, 21n)
+    await store.commitEpoch(1, k1, { index: 2, scalar: 1n }, { index: 2, scalar: 2n })
+    await store.commitEpoch(2, k2, { index: 2, scalar: 3n }, { index: 2, scalar: 4n })
+    const id1 = keySetId(k1)
+    expect(await store.getKeySetGeneration(1, id1)).toEqual(encodeKeySet(k1))
+    expect(await store.getCurrent(2, 'sign')).toMatchObject({ keySetId: keySetId(k2), share: { index: 2, scalar: 4n } })
+    await store.putDkg('f2-0123456789abcdef', 'secret:progress', new Uint8Array([7]))
+    await store.putDkg('f2-0123456789abcdef', 'public', new Uint8Array([8]))
+    const before = await store.getCurrent(1, 'wrap')
+    const n1 = keySet(1, 11n, 5n)
+    const n2 = keySet(2, 21n, 7n)
+    // Refusals change nothing: a moved group key, another threshold/cluster, a missing epoch, mixed indices.
+    const bad = [
+      [{ keySet: keySet(1, 12n, 5n), wrapShare: { index: 2, scalar: 9n }, signShare: { index: 2, scalar: 9n } }],
+      [{ keySet: { ...n1, clusterId: 'cd'.repeat(16) }, wrapShare: { index: 2, scalar: 9n }, signShare: { index: 2, scalar: 9n } }],
+      [{ keySet: { ...n1, epoch: 3 }, wrapShare: { index: 2, scalar: 9n }, signShare: { index: 2, scalar: 9n } }],
+      [{ keySet: n1, wrapShare: { index: 2, scalar: 9n }, signShare: { index: 3, scalar: 9n } }],
+      [{ keySet: n1, wrapShare: { index: 4, scalar: 9n }, signShare: { index: 4, scalar: 9n } }],
+      [{ keySet: n1, wrapShare: { index: 2, scalar: 9n }, signShare: { index: 2, scalar: 9n } }, { keySet: { ...n2, wrap: k1.wrap }, wrapShare: { index: 2, scalar: 9n }, signShare: { index: 2, scalar: 9n } }],
+      [{ keySet: n1, wrapShare: { index: 2, scalar: 9n }, signShare: { index: 2, scalar: 9n } }, { keySet: n1, wrapShare: { index: 2, scalar: 9n }, signShare: { index: 2, scalar: 9n } }],
+      []
+    ]
+    for (const entries of bad) expect(await codeOf(store.replaceGenerations(entries, 'f2-0123456789abcdef'))).toBe(ErrorCode.BAD_INPUT)
+    expect(await store.getCurrent(1, 'wrap')).toEqual(before)
+    expect(await store.listDkg('f2-0123456789abcdef')).toEqual(['public', 'secret:progress'])
+    // A reader racing the commit sees one consistent (key set, share) pair, old or new.
+    const racing = Array.from({ length: 20 }, async () => await store.getCurrent(1, 'wrap'))
+    await store.replaceGenerations([
+      { keySet: n1, wrapShare: { index: 2, scalar: 101n }, signShare: { index: 2, scalar: 102n } },
+      { keySet: n2, wrapShare: { index: 2, scalar: 201n }, signShare: { index: 2, scalar: 202n } }
+    ], 'f2-0123456789abcdef')
+    for (const r of await Promise.all(racing)) {
+      expect([[id1, 1n], [keySetId(n1), 101n]]).toContainEqual([r?.keySetId, r?.share.scalar])
+    }
+    expect(await store.getKeySetBytes(1)).toEqual(encodeKeySet(n1))
+    expect(await store.getKeySetId(2)).toBe(keySetId(n2))
+    expect(await store.getShare(1, 'wrap')).toEqual({ index: 2, scalar: 101n })
+    expect(await store.getShare(2, 'sign')).toEqual({ index: 2, scalar: 202n })
+    expect(await store.getCurrent(2, 'wrap')).toEqual({ keySet: n2, keySetId: keySetId(n2), share: { index: 2, scalar: 201n } })
+    expect(await store.currentEpoch()).toBe(2)
+    // Progress gone; only the public result record remains (u16 E ‖ E × (u32 epoch ‖ keySetId)).
+    expect(await store.listDkg('f2-0123456789abcdef')).toEqual(['result'])
+    expect(Buffer.from(await store.getDkg('f2-0123456789abcdef', 'result') as Uint8Array).toString('hex')).toBe('0002' + '00000001' + keySetId(n1) + '00000002' + keySetId(n2))
+    // Both generations stay fetchable; an unknown id is undefined; a malformed one is refused.
+    expect(await store.getKeySetGeneration(1, id1)).toEqual(encodeKeySet(k1))
+    expect(await store.getKeySetGeneration(1, keySetId(n1))).toEqual(encodeKeySet(n1))
+    expect(await store.getKeySetGeneration(2, keySetId(k2))).toEqual(encodeKeySet(k2))
+    expect(await store.getKeySetGeneration(2, id1)).toBeUndefined()
+    expect(await codeOf(store.getKeySetGeneration(1, 'AB'.repeat(32)))).toBe(ErrorCode.BAD_INPUT)
+    // The old generation's id can no longer be committed by commitEpoch (a different key set).
+    expect(await codeOf(store.commitEpoch(1, k1, { index: 2, scalar: 1n }, { index: 2, scalar: 2n }))).toBe(ErrorCode.CONFLICT)
+    await store.close()
+    // Persisted: a reopened store sees the new generation and the old shares are gone.
+    const again = await LevelNodeStore.open(path, new StorageKey(new Uint8Array(32).fill(5)))
+    expect(await again.getCurrent(1, 'sign')).toEqual({ keySet: n1, keySetId: keySetId(n1), share: { index: 2, scalar: 102n } })
+    expect(await again.getKeySetGeneration(1, id1)).toEqual(encodeKeySet(k1))
+    await again.close()
   })
 })

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
   MAX_ENVELOPE_LEN, NODE_ONLY_OPS, RPC_OPS, RemoteError, UNKNOWN_REQUEST_ID, decodeRequest, decodeResponse,
-  dkgSessionId, encodeErrorResponse, encodeRequest, encodeResponse, parseDkgSession, peekRequestId
+  dkgSessionId, encodeErrorResponse, encodeRequest, encodeResponse, parseDkgSession, parseRefreshSession, peekRequestId,
+  refreshSessionId
 } from '../../protocol/rpc.ts'
 import type { RequestBodies, ResponseBodies, RpcOp } from '../../protocol/rpc.ts'
 import { BadInputError, ErrorCode, KeymeshError, UnsupportedVersionError } from '../../protocol/errors.ts'
@@ -27,15 +28,21 @@ const REQUESTS: { [O in RpcOp]: RequestBodies[O] } = {
   'policy.push': { policy: '{"policy":{},"signatures":[]}' },
   'audit.read': { from: 1, limit: 100 },
   'lifecycle.order': { order: '{"order":{},"signatures":[]}' },
-  'dkg.order': { order: '{"order":{},"signatures":[]}' }
+  'dkg.order': { order: '{"order":{},"signatures":[]}' },
+  'refresh.round1': { session: 'f3-0123456789abcdef' },
+  'refresh.echo': { session: 'f3-0123456789abcdef' },
+  'refresh.round2': { session: 'f1-ffffffffffffffff' },
+  'refresh.result': { session: 'f4294967295-0000000000000000' }
 }
+
+const KSID = 'c'.repeat(64)
 
 const RESPONSES: { [O in RpcOp]: ResponseBodies[O] } = {
   status: { version: '0.1.0', index: 2, peerId: '12D3KooWPbDY5K6cutJ7UzjL2kbFqrUEE25M4tCfWqknaZMeybZV', clusterId: 'a'.repeat(32), epoch: null, keySetId: null, uptimeMs: 5, dkg: { state: 'running', detail: 'round1 2/3' } },
   'keyset.get': { keySet: b(500) },
-  partial: { sealed: b(150) },
-  'partial.batch': { sealed: b(3000) },
-  'frost.commit': { commitment: b(66) },
+  partial: { sealed: b(150), keySetId: KSID },
+  'partial.batch': { sealed: b(3000), keySetId: KSID },
+  'frost.commit': { commitment: b(66), keySetId: KSID },
   'frost.sign': { share: b(32) },
   'dkg.round1': { wrap: b(200), sign: b(200, 3) },
   'dkg.echo': { wrap: [b(32), b(32, 1)], sign: [b(32, 2), b(32, 3)] },
@@ -45,7 +52,11 @@ const RESPONSES: { [O in RpcOp]: ResponseBodies[O] } = {
   'policy.push': { policyVersion: 3, accepted: true },
   'audit.read': { records: ['{"seq":1}'], lastSeq: 1 },
   'lifecycle.order': { accepted: true, detail: 'rotation to epoch 2 started' },
-  'dkg.order': { accepted: false, code: 'VERIFICATION_FAILED', detail: 'order: 1 valid admin signature(s), the cluster file requires 2' }
+  'dkg.order': { accepted: false, code: 'VERIFICATION_FAILED', detail: 'order: 1 valid admin signature(s), the cluster file requires 2' },
+  'refresh.round1': { epochs: [1, 2, 5], wrap: [b(136), b(136, 1), b(136, 2)], sign: [b(136, 3), b(136, 4), b(136, 5)] },
+  'refresh.echo': { digests: [b(32), b(32, 1), b(32, 2)] },
+  'refresh.round2': { wrap: [b(39), b(39, 1)], sign: [b(39, 2), b(39, 3)] },
+  'refresh.result': { digest: 'e'.repeat(64) }
 }
 
 function frame (o: unknown): Uint8Array { return te.encode(JSON.stringify(o)) }
@@ -129,6 +140,49 @@ describe('rpc frames', () => {
     expect(peekRequestId(frame({ id: ID, junk: true }))).toBe(ID)
     expect(peekRequestId(te.encode('{"id":'))).toBe(UNKNOWN_REQUEST_ID)
     expect(peekRequestId(frame({ id: 'x' }))).toBe(UNKNOWN_REQUEST_ID)
+  })
+
+  it('carries the generation fields (keySetId) and refuses malformed ones', () => {
+    const withId = encodeRequest('keyset.get', { epoch: 2, keySetId: KSID }, ID, 5)
+    expect(decodeRequest(withId).body).toEqual({ epoch: 2, keySetId: KSID })
+    expect(decodeRequest(encodeRequest('keyset.get', { keySetId: KSID }, ID, 5)).body).toEqual({ keySetId: KSID })
+    const sign = { ...REQUESTS['frost.sign'], keySetId: KSID }
+    expect(decodeRequest(encodeRequest('frost.sign', sign, ID, 5)).body).toEqual(sign)
+    const req = (op: RpcOp, body: unknown): Uint8Array => frame({ v: 1, op, id: ID, ttl: 5, body })
+    expect(fieldOf(() => decodeRequest(req('keyset.get', { keySetId: 'C'.repeat(64) })))).toBe('request.body.keySetId')
+    expect(fieldOf(() => decodeRequest(req('frost.sign', { ...JSON.parse(new TextDecoder().decode(encodeRequest('frost.sign', REQUESTS['frost.sign'], ID, 5))).body, keySetId: 'c'.repeat(63) })))).toBe('request.body.keySetId')
+    // keySetId is REQUIRED in partial / partial.batch / frost.commit responses.
+    const res = (body: unknown): Uint8Array => frame({ v: 1, id: ID, ok: true, body })
+    expect(fieldOf(() => decodeResponse('partial', ID, res({ sealed: 'AAAA' })))).toBe('response.body.keySetId')
+    expect(fieldOf(() => decodeResponse('partial.batch', ID, res({ sealed: 'AAAA', keySetId: 'x' })))).toBe('response.body.keySetId')
+    expect(fieldOf(() => decodeResponse('frost.commit', ID, res({ commitment: 'AAAA' })))).toBe('response.body.keySetId')
+  })
+
+  it('refresh ops: sessions, node-only, caps and shapes', () => {
+    expect(refreshSessionId(3, '0123456789abcdef0123456789abcdef')).toBe('f3-0123456789abcdef')
+    expect(parseRefreshSession('f12-00000000000000ff')).toEqual({ epoch: 12, nonce16: '00000000000000ff' })
+    expect(() => refreshSessionId(0, 'ab'.repeat(16))).toThrow(BadInputError)
+    expect(() => refreshSessionId(1, 'AB'.repeat(16))).toThrow(BadInputError)
+    for (const op of ['refresh.round1', 'refresh.echo', 'refresh.round2', 'refresh.result'] as const) expect(NODE_ONLY_OPS.has(op)).toBe(true)
+    const req = (op: RpcOp, body: unknown): Uint8Array => frame({ v: 1, op, id: ID, ttl: 5, body })
+    for (const s of ['e1-a0', 'f0-0123456789abcdef', 'f1-0123456789abcde', 'f1-0123456789ABCDEF', 'f01-0123456789abcdef', 'f4294967296-0123456789abcdef', 'f1-0123456789abcdef0']) {
+      expect(fieldOf(() => decodeRequest(req('refresh.round1', { session: s })))).toBe('request.body.session')
+    }
+    expect(fieldOf(() => decodeRequest(req('dkg.round1', { session: 'f1-0123456789abcdef' })))).toBe('request.body.session')
+    const res = (body: unknown): Uint8Array => frame({ v: 1, id: ID, ok: true, body })
+    const d = Buffer.from(b(136)).toString('base64url')
+    expect(fieldOf(() => decodeResponse('refresh.round1', ID, res({ epochs: [2, 1], wrap: [d, d], sign: [d, d] })))).toBe('response.body.epochs[1]')
+    expect(fieldOf(() => decodeResponse('refresh.round1', ID, res({ epochs: [1, 1], wrap: [d, d], sign: [d, d] })))).toBe('response.body.epochs[1]')
+    expect(fieldOf(() => decodeResponse('refresh.round1', ID, res({ epochs: [1, 2], wrap: [d], sign: [d, d] })))).toBe('response.body.wrap')
+    expect(fieldOf(() => decodeResponse('refresh.round1', ID, res({ epochs: [1], wrap: [d], sign: [d, d] })))).toBe('response.body.sign')
+    expect(fieldOf(() => decodeResponse('refresh.round1', ID, res({ epochs: [], wrap: [], sign: [] })))).toBe('response.body.epochs')
+    expect(fieldOf(() => decodeResponse('refresh.round1', ID, res({ epochs: Array.from({ length: 257 }, (_, i) => i + 1), wrap: [d], sign: [d] })))).toBe('response.body.epochs')
+    expect(fieldOf(() => decodeResponse('refresh.round1', ID, res({ epochs: [1], wrap: [Buffer.from(b(2049)).toString('base64url')], sign: [d] })))).toBe('response.body.wrap[0]')
+    expect(fieldOf(() => decodeResponse('refresh.round2', ID, res({ wrap: [Buffer.from(b(38)).toString('base64url')], sign: [Buffer.from(b(39)).toString('base64url')] })))).toBe('response.body.wrap[0]')
+    expect(fieldOf(() => decodeResponse('refresh.round2', ID, res({ wrap: [Buffer.from(b(39)).toString('base64url')], sign: [] })))).toBe('response.body.sign')
+    expect(fieldOf(() => decodeResponse('refresh.echo', ID, res({ digests: ['ab'.repeat(32)] })))).toBe('response.body.digests')
+    expect(fieldOf(() => decodeResponse('refresh.echo', ID, res({ digests: ['ab'.repeat(32), 'AB'.repeat(32)] })))).toBe('response.body.digests[1]')
+    expect(fieldOf(() => decodeResponse('refresh.result', ID, res({ digest: 'ab'.repeat(16) })))).toBe('response.body.digest')
   })
 
   it('DKG session ids round-trip', () => {

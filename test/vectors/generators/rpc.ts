@@ -34,10 +34,14 @@ export function generate (): unknown {
   req('request dkg.round2', encodeRequest('dkg.round2', { session: 'e1-a0' }, ID, 10000), 'dkg.round2')
   res('response status', encodeResponse('status', ID, { version: '0.1.0', index: 1, peerId: '12D3KooWPbDY5K6cutJ7UzjL2kbFqrUEE25M4tCfWqknaZMeybZV', clusterId: 'fd55c9337e7b8f06e2dbe56075a6b6d9', epoch: 1, keySetId: 'b6c67b4a6d0ea226c5dcdc0afedad4d6388327c33449d6351ce17189ce0db84c', uptimeMs: 3012, dkg: { state: 'done' } }), 'status')
   res('response dkg.echo', encodeResponse('dkg.echo', ID, { wrap: [fill(32, i => i), fill(32, i => 2 * i)], sign: [fill(32, () => 0xaa), fill(32, () => 0xbb)] }), 'dkg.echo')
-  res('response partial', encodeResponse('partial', ID, { sealed: fill(100, i => i * 7) }), 'partial')
+  res('response partial', encodeResponse('partial', ID, { sealed: fill(100, i => i * 7), keySetId: 'b6c67b4a6d0ea226c5dcdc0afedad4d6388327c33449d6351ce17189ce0db84c' }), 'partial')
+  req('request keyset.get generation', encodeRequest('keyset.get', { epoch: 2, keySetId: '5e'.repeat(32) }, ID, 10000), 'keyset.get')
+  req('request refresh.round2', encodeRequest('refresh.round2', { session: 'f3-0123456789abcdef' }, ID, 2000), 'refresh.round2')
+  res('response refresh.round1', encodeResponse('refresh.round1', ID, { epochs: [1, 3], wrap: [fill(40, i => i), fill(40, i => i + 1)], sign: [fill(40, i => 2 * i), fill(40, i => 3 * i)] }), 'refresh.round1')
+  res('response refresh.result', encodeResponse('refresh.result', ID, { digest: '0f'.repeat(32) }), 'refresh.result')
   cases.push({ name: 'error response BUSY', kind: 'error', valid: true, op: 'status', id: ID, code: 'BUSY', text: dec.decode(encodeErrorResponse(ID, ErrorCode.BUSY)), wire: wire(encodeErrorResponse(ID, ErrorCode.BUSY)) })
-  const bad = (name: string, kind: 'request' | 'response', text: string, field: string, error = 'BAD_INPUT'): void => {
-    cases.push({ name, kind, valid: false, op: 'status', id: ID, text, field, error })
+  const bad = (name: string, kind: 'request' | 'response', text: string, field: string, error = 'BAD_INPUT', op = 'status'): void => {
+    cases.push({ name, kind, valid: false, op, id: ID, text, field, error })
   }
   bad('unknown op', 'request', `{"v":1,"op":"secret.dump","id":"${ID}","ttl":5,"body":{}}`, 'request.op')
   bad('unknown top-level field', 'request', `{"v":1,"op":"status","id":"${ID}","ttl":5,"body":{},"x":0}`, 'request.x')
@@ -50,6 +54,8 @@ export function generate (): unknown {
   bad('recipient 31 bytes', 'request', `{"v":1,"op":"partial","id":"${ID}","ttl":5,"body":{"epoch":1,"envelope":"AAAA","recipient":"${'A'.repeat(42)}"}}`, 'request.body.recipient')
   bad('epoch 0', 'request', `{"v":1,"op":"keyset.get","id":"${ID}","ttl":5,"body":{"epoch":0}}`, 'request.body.epoch')
   bad('bad DKG session', 'request', `{"v":1,"op":"dkg.round1","id":"${ID}","ttl":5,"body":{"session":"e1-a00"}}`, 'request.body.session')
+  bad('bad refresh session', 'request', `{"v":1,"op":"refresh.echo","id":"${ID}","ttl":5,"body":{"session":"f1-0123456789ABCDEF"}}`, 'request.body.session')
+  bad('partial response without keySetId', 'response', `{"v":1,"id":"${ID}","ok":true,"body":{"sealed":"AAAA"}}`, 'response.body.keySetId', 'BAD_INPUT', 'partial')
   bad('truncated JSON', 'request', `{"v":1,"op":"status","id":"${ID}","ttl":5,"bo`, 'request')
   bad('error response with a message', 'response', `{"v":1,"id":"${ID}","ok":false,"error":{"code":"INTERNAL","message":"stack..."}}`, 'response.error.message')
   bad('unknown error code', 'response', `{"v":1,"id":"${ID}","ok":false,"error":{"code":"OOPS"}}`, 'response.error.code')
