@@ -37,7 +37,11 @@ export const Tag = {
   /** Hash of one audit record (audit.ts). */
   AUDIT_RECORD: 'keymesh/v1/audit/record',
   /** A node's signature on its audit chain head (audit.ts). */
-  AUDIT_HEAD: 'keymesh/v1/audit/head'
+  AUDIT_HEAD: 'keymesh/v1/audit/head',
+  /** Recovery kit: kit context, custodian piece sealing, rebuilt-share check (recovery.ts). */
+  RECOVERY_KIT: 'keymesh/v1/recovery/kit',
+  RECOVERY_PIECE: 'keymesh/v1/recovery/piece',
+  RECOVERY_SHARE: 'keymesh/v1/recovery/share'
 } as const
 
 /** Sizes of group elements (edwards25519, RFC 8032 encodings). */

@@ -29,18 +29,18 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { randomBytes } from 'node:crypto'
 import { BadInputError, UnsupportedVersionError, VerificationError } from './errors.ts'
 import { Reader, Writer, aint, abytes, concat, equalBytes, fromHex, fromUtf8, toHex, u32, utf8 } from './bytes.ts'
-import { CLUSTER_ID_LEN, MAX_NODES, RECIPIENT_KEY_LEN, SCALAR_LEN, SHA256_LEN } from './constants.ts'
+import { CLUSTER_ID_LEN, MAX_NODES, RECIPIENT_KEY_LEN, SCALAR_LEN, SHA256_LEN, Tag } from './constants.ts'
 import { L, decodeScalar, encodeScalar, group } from './group.ts'
 import type { Point } from './group.ts'
 import { validateClusterId } from './keyset.ts'
 import type { KeyShare } from './keyset.ts'
 import { HPKE_ENC_LEN, hpkeOpen, hpkeSeal, hpkeSealWithEphemeral, recipientPublicKey } from './hpke.ts'
 
-/** Domain-separation tags (wanted in constants.ts Tag as RECOVERY_KIT / RECOVERY_PIECE / RECOVERY_SHARE). */
+/** Domain-separation tags (protocol/constants.ts Tag.RECOVERY_*), under their local names. */
 export const RecoveryTag = {
-  KIT: 'keymesh/v1/recovery/kit',
-  PIECE: 'keymesh/v1/recovery/piece',
-  SHARE: 'keymesh/v1/recovery/share'
+  KIT: Tag.RECOVERY_KIT,
+  PIECE: Tag.RECOVERY_PIECE,
+  SHARE: Tag.RECOVERY_SHARE
 } as const
 
 /** Format version of every recovery-kit encoding. */
