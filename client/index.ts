@@ -41,3 +41,5 @@ export { devUp, freeListenPorts, devDown, startDevNode, stopDevNode, waitForDkg,
 export type { DevUpOptions, DevClusterInfo, DevClusterState } from './dev-cluster.ts'
 export type { ProgressEvent, ProgressFn } from './progress.ts'
 export { registerClientCommands } from './cli.ts'
+export { newOrder, signOrder, pushOrder, waitForEpoch, waitForRefresh } from './lifecycle.ts'
+export type { PushResult } from './lifecycle.ts'

@@ -20,7 +20,9 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseClusterFile, serializeClusterFile } from '../protocol/cluster.ts'
 import type { ClusterFile } from '../protocol/cluster.ts'
-import { freeListenPorts, generateIdentity, writeIdentityFile } from '../client/index.ts'
+import { freeListenPorts, generateAdminKey, generateIdentity, writeIdentityFile } from '../client/index.ts'
+import type { AdminKey } from '../client/index.ts'
+import { toB64u } from '../protocol/bytes.ts'
 import { LinkProxy } from './proxy.ts'
 import type { LinkConditions } from './proxy.ts'
 import type { Link } from './schedule.ts'
@@ -78,6 +80,9 @@ async function runCli (args: string[], timeoutMs = 60_000): Promise<string> {
 
 const TAIL = 60
 
+/** Name of the simulated cluster's admin in its cluster file. */
+export const ADMIN_NAME = 'sim-admin'
+
 /** Options of `SimCluster.create`. */
 export interface SimClusterOptions {
   dir: string
@@ -100,7 +105,13 @@ export class SimCluster {
     readonly cluster: ClusterFile,
     readonly clientClusterPath: string,
     readonly clientIdentityPath: string,
-    private readonly readyTimeoutMs: number
+    private readonly readyTimeoutMs: number,
+    /**
+     * The cluster's only admin (adminThreshold 1), named ADMIN_NAME in the cluster file: it signs
+     * the lifecycle orders of `lifecycle` events. Owned by this object, in memory only (simulation
+     * data is throw-away); wiped by close().
+     */
+    readonly admin: AdminKey
   ) {}
 
   /** n */
@@ -120,18 +131,20 @@ export class SimCluster {
       return { dataDir, port, peerId: (JSON.parse(out) as { peerId: string }).peerId }
     }))
     const id = await generateIdentity()
+    const admin = generateAdminKey()
     const clientIdentityPath = join(o.dir, 'client.identity.json')
     await writeIdentityFile(clientIdentityPath, id)
     const genesisPath = join(o.dir, 'cluster.json')
     await runCli(['cluster', 'genesis', '--threshold', String(o.threshold),
       ...inits.flatMap(x => ['--node', `${x.peerId}@/ip4/127.0.0.1/tcp/${x.port}`]),
+      '--admin', `${ADMIN_NAME}=${toB64u(admin.publicKey)}`, '--admin-threshold', '1',
       '--client', `sim-client=${id.peerId.toString()}`, '--out', genesisPath])
     const cluster = parseClusterFile(await readFile(genesisPath, 'utf8'))
     const lying = new Set(o.lying ?? [])
     const nodes: SimNode[] = inits.map((x, k) => ({
       index: k + 1, ...x, clusterPath: join(o.dir, `cluster-node-${k + 1}.json`), lying: lying.has(k + 1), state: 'down', tail: []
     }))
-    const c = new SimCluster(o.dir, o.threshold, nodes, cluster, join(o.dir, 'cluster-client.json'), clientIdentityPath, o.readyTimeoutMs ?? 30_000)
+    const c = new SimCluster(o.dir, o.threshold, nodes, cluster, join(o.dir, 'cluster-client.json'), clientIdentityPath, o.readyTimeoutMs ?? 30_000, admin)
     try {
       for (const to of nodes) {
         for (const from of [...nodes.map(x => x.index), 'client' as const]) {
@@ -364,5 +377,6 @@ export class SimCluster {
     this.closed = true
     await Promise.all(this.nodes.map(async x => { await this.term(x.index) }))
     await Promise.all([...this.proxies.values()].map(async p => { await p.close() }))
+    this.admin.secretKey.fill(0)
   }
 }

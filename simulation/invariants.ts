@@ -22,13 +22,26 @@
  *   liveness.p99              (end of run, when the scenario sets maxP99Ms) p99 of stable operations
  *                             of the scenario's p99Ops types
  * Consistency:
- *   consistency.keysets       all reachable nodes report the same epoch and key set id, the one
- *                             the cluster agreed at setup
+ *   consistency.keysets       all reachable nodes report the same epoch and key set id: the one
+ *                             the cluster agreed at setup, or after a lifecycle event the one every
+ *                             node committed. While a lifecycle order is in progress a node may
+ *                             report the old value or the new one, and all new values agree
+ *   consistency.epoch-keysets (after every lifecycle event and at the end) for every epoch, every
+ *                             node that answers keyset.get returns a key set with the same id;
+ *                             a rotation leaves older epochs' key sets unchanged; a refresh gives
+ *                             every live epoch a new keySetId with the same group keys
+ * Lifecycle:
+ *   lifecycle.completed       an issued order is accepted and committed on every node within the
+ *                             event's bound after the later of its issue and the last disturbance
+ *                             before it completed (the last fault healing)
+ *   lifecycle.retired-refused (final sweep) wraps of epochs a committed rotation retired
+ *                             (minDecryptionEpoch) are refused with NOT_AUTHORIZED
  * Recovery:
  *   recovery.damaged-refuses  a node whose data dir was wiped/corrupted refuses to start, clearly
  */
 import { ErrorCode } from '../protocol/errors.ts'
 import type { OpRecord } from './workload.ts'
+import type { LifecycleOp } from './scenario.ts'
 
 /** How late (ms past its deadline) a must-fail operation may report QUORUM_UNAVAILABLE (event-loop lag on a busy host). */
 export const QUORUM_LOST_SLACK_MS = 1_500
@@ -84,8 +97,22 @@ export interface CheckerOptions {
 export const INVARIANTS = [
   'safety.correct-data-key', 'safety.liar-never-trusted', 'safety.no-false-blame', 'safety.liar-detected', 'safety.acked-unwrappable',
   'liveness.no-hang', 'liveness.quorum-ok', 'liveness.quorum-lost', 'liveness.no-partial-output', 'liveness.p99',
-  'consistency.keysets', 'recovery.damaged-refuses'
+  'consistency.keysets', 'consistency.epoch-keysets', 'lifecycle.completed', 'lifecycle.retired-refused', 'recovery.damaged-refuses'
 ] as const
+
+/** A lifecycle order in progress (from its issue until every node committed it). */
+export interface Transition {
+  op: LifecycleOp
+  startMs: number
+  /** When every node was seen committed (absent: still in progress). */
+  endMs?: number
+  /** The reference before the order. */
+  from: { epoch: number, keySetId: string }
+  /** rotate: the new epoch; refresh: the same epoch. */
+  targetEpoch: number
+  /** The first new value a node reported (all others must equal it). */
+  seen?: string
+}
 
 /** The checker. */
 export class InvariantChecker {
@@ -96,7 +123,9 @@ export class InvariantChecker {
   private readonly named = new Map<number, number>()
   private mustSucceed = 0
   private mustSucceedFailed: OpRecord[] = []
-  private refKeySet: { epoch: number, keySetId: string } | undefined
+  /** Reference key sets, each in force from `fromMs` (the setup one from -Infinity). */
+  private readonly refs: Array<{ fromMs: number, epoch: number, keySetId: string }> = []
+  private readonly transitions: Transition[] = []
 
   constructor (readonly o: CheckerOptions) {}
 
@@ -104,7 +133,48 @@ export class InvariantChecker {
   noteChange (r: Reachability): void { this.model.push(r) }
 
   /** The key set every node must report (set once the DKG finished). */
-  setReferenceKeySet (epoch: number, keySetId: string): void { this.refKeySet = { epoch, keySetId } }
+  setReferenceKeySet (epoch: number, keySetId: string): void { this.refs.length = 0; this.refs.push({ fromMs: -Infinity, epoch, keySetId }) }
+
+  /** The reference in force at `t` (undefined before setup). */
+  reference (t = Infinity): { epoch: number, keySetId: string } | undefined {
+    let cur: { epoch: number, keySetId: string } | undefined
+    for (const r of this.refs) if (r.fromMs <= t) cur = r
+    return cur === undefined ? undefined : { epoch: cur.epoch, keySetId: cur.keySetId }
+  }
+
+  /**
+   * A lifecycle order was issued at `t`: until `endTransition`, nodes may report the reference in
+   * force or ONE new value (rotate: epoch `targetEpoch`; refresh: the same epoch with another
+   * key set id). Throws RangeError before setReferenceKeySet.
+   */
+  beginTransition (t: number, op: LifecycleOp, targetEpoch: number): Transition {
+    const from = this.reference(t)
+    if (from === undefined) throw new RangeError('no reference key set yet')
+    const tr: Transition = { op, startMs: t, from, targetEpoch }
+    this.transitions.push(tr)
+    return tr
+  }
+
+  /** Every node committed the transition at `t` with (epoch, keySetId): the new reference from then on. */
+  endTransition (tr: Transition, t: number, epoch: number, keySetId: string): void {
+    tr.endMs = t
+    this.refs.push({ fromMs: t, epoch, keySetId })
+  }
+
+  /** Abandons a transition whose order no node accepted (the reference stays). */
+  abortTransition (tr: Transition, t: number): void {
+    tr.endMs = t
+  }
+
+  /** The time of the last disturbance in [from, to] (undefined when none). */
+  lastDisturbance (from: number, to: number): number | undefined {
+    let last: number | undefined
+    for (const m of this.model) if (m.disturbance && m.t >= from && m.t <= to) last = m.t
+    return last
+  }
+
+  /** Records the outcome of a check made elsewhere (lifecycle and consistency checks of the runner). */
+  record (name: typeof INVARIANTS[number], ok: boolean, t: number, detail: () => string): void { this.check(name, ok, t, detail) }
 
   private at (t: number): Reachability | undefined {
     let cur: Reachability | undefined
@@ -177,12 +247,29 @@ export class InvariantChecker {
     }
   }
 
-  /** Checks one consistency poll: statuses of the nodes that answered. */
-  onStatuses (t: number, st: Array<{ index: number, epoch: number | null, keySetId: string | null }>): void {
-    const ref = this.refKeySet
-    if (ref === undefined || st.length === 0) return
+  /**
+   * Checks one consistency poll: statuses of the nodes that answered a poll that started at `t`
+   * and ended at `tEnd` (default `t`). A poll that overlaps a lifecycle transition is checked by
+   * the transition's rule (old value or the one new value), otherwise against the reference.
+   */
+  onStatuses (t: number, st: Array<{ index: number, epoch: number | null, keySetId: string | null }>, tEnd = t): void {
+    if (st.length === 0) return
+    const fmt = (s: { index: number, epoch: number | null, keySetId: string | null }): string => `${s.index} (epoch ${String(s.epoch)}, key set ${s.keySetId?.slice(0, 16) ?? 'none'})`
+    const tr = this.transitions.find(x => x.startMs <= tEnd && (x.endMs === undefined || x.endMs >= t))
+    if (tr !== undefined) {
+      const old = st.filter(s => s.epoch === tr.from.epoch && s.keySetId === tr.from.keySetId)
+      const neu = st.filter(s => !old.includes(s))
+      const bad = neu.filter(s => s.epoch !== tr.targetEpoch || s.keySetId === null || s.keySetId === tr.from.keySetId ||
+        (tr.seen !== undefined && s.keySetId !== tr.seen) || s.keySetId !== neu[0]?.keySetId)
+      const first = neu[0]?.keySetId
+      if (bad.length === 0 && first !== undefined && first !== null) tr.seen = first
+      this.check('consistency.keysets', bad.length === 0, tEnd, () => `during the ${tr.op} to epoch ${tr.targetEpoch}: node(s) ${bad.map(fmt).join(', ')} report neither the old key set (epoch ${tr.from.epoch}, ${tr.from.keySetId.slice(0, 16)}) nor the one new key set${tr.seen !== undefined ? ` ${tr.seen.slice(0, 16)}` : ''}`)
+      return
+    }
+    const ref = this.reference(t)
+    if (ref === undefined) return
     const bad = st.filter(s => s.epoch !== ref.epoch || s.keySetId !== ref.keySetId)
-    this.check('consistency.keysets', bad.length === 0, t, () => `node(s) ${bad.map(s => `${s.index} (epoch ${String(s.epoch)}, key set ${s.keySetId?.slice(0, 16) ?? 'none'})`).join(', ')} disagree with epoch ${ref.epoch} key set ${ref.keySetId.slice(0, 16)}`)
+    this.check('consistency.keysets', bad.length === 0, tEnd, () => `node(s) ${bad.map(fmt).join(', ')} disagree with epoch ${ref.epoch} key set ${ref.keySetId.slice(0, 16)}`)
   }
 
   /**

@@ -9,6 +9,7 @@ import type { FaultWindow } from './schedule.ts'
 import type { CheckCount, Violation } from './invariants.ts'
 import type { OpRecord } from './workload.ts'
 import type { Scenario } from './scenario.ts'
+import type { LifecycleRecord } from './lifecycle.ts'
 
 /** Latency percentiles (ms). */
 export interface Latency { p50: number, p95: number, p99: number, max: number, count: number }
@@ -36,11 +37,13 @@ export interface ScenarioResult {
   invariants: Record<string, CheckCount>
   violations: Violation[]
   faults: FaultWindow[]
+  /** Lifecycle events: when each order was issued and when every node committed it. */
+  lifecycle?: LifecycleRecord[]
   events: ExecutedEvent[]
   expected: Scenario['expect']
   liarNamed: Record<number, number>
   /** Acked wraps + builds verified by the final sweep. */
-  sweep: { checked: number, wrong: number, error?: string }
+  sweep: { checked: number, wrong: number, error?: string, /** Acknowledged wraps re-opened per envelope epoch. */ epochs?: Record<string, number> }
   /** Per-second series for the timeline. */
   series: Array<{ s: number, ok: number, failed: number, p50: number, p99: number }>
   passed: boolean
@@ -89,7 +92,7 @@ const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;'
 
 const COLORS: Record<string, string> = {
   crash: '#e15759', stop: '#f28e2b', pause: '#b07aa1', 'restart-all': '#e15759', restart: '#f28e2b', partition: '#4e79a7',
-  latency: '#edc948', bandwidth: '#9c755f', drop: '#76b7b2', wipe: '#7f0000', corrupt: '#7f0000'
+  latency: '#edc948', bandwidth: '#9c755f', drop: '#76b7b2', wipe: '#7f0000', corrupt: '#7f0000', lifecycle: '#59a14f'
 }
 
 /** The SVG timeline of one scenario. */
@@ -187,7 +190,18 @@ export function scenarioMarkdown (r: ScenarioResult): string {
   for (const [k, c] of Object.entries(r.invariants)) if (c.passed + c.failed > 0) L.push(`| ${k} | ${c.passed} | ${c.failed} |`)
   L.push('')
   if (r.topology.lying.length > 0) L.push(`Lying node(s) named: ${r.topology.lying.map(i => `node ${i} × ${r.liarNamed[i] ?? 0}`).join(', ')}`, '')
-  L.push(`Final sweep: ${r.sweep.checked} acknowledged wraps/builds re-opened, ${r.sweep.wrong} wrong${r.sweep.error !== undefined ? `, error: ${r.sweep.error}` : ''}.`, '')
+  const perEpoch = Object.entries(r.sweep.epochs ?? {})
+  L.push(`Final sweep: ${r.sweep.checked} acknowledged wraps/builds re-opened${perEpoch.length > 1 ? ` (wraps by epoch: ${perEpoch.map(([e, c]) => `${e}: ${c}`).join(', ')})` : ''}, ${r.sweep.wrong} wrong${r.sweep.error !== undefined ? `, error: ${r.sweep.error}` : ''}.`, '')
+  if ((r.lifecycle ?? []).length > 0) {
+    L.push('## Lifecycle', '', '| op | issued (s) | epoch | key set before → after | all committed (s) | took (s) | bound | per node committed (s) | push |', '| --- | ---: | --- | --- | ---: | ---: | --- | --- | --- |')
+    for (const x of r.lifecycle ?? []) {
+      const s = (ms: number | undefined): string => ms === undefined ? '—' : (ms / 1000).toFixed(2)
+      const nodes = Object.entries(x.committedMs).map(([i, t]) => `${i}: ${s(t)}`).join(', ')
+      const push = Object.entries(x.pushed).map(([i, p]) => `${i}: ${p}`).join('; ')
+      L.push(`| ${x.op}${x.minDecryptionEpoch !== undefined ? ` (min ${x.minDecryptionEpoch})` : ''} | ${s(x.issuedMs)} | ${x.epochBefore ?? '?'} → ${x.targetEpoch ?? '?'} | ${x.keySetIdBefore?.slice(0, 12) ?? '?'} → ${x.keySetIdAfter?.slice(0, 12) ?? '—'} | ${s(x.allCommittedMs)} | ${x.allCommittedMs !== undefined && x.issuedMs !== undefined ? s(x.allCommittedMs - x.issuedMs) : '—'} | ${x.boundMs / 1000} s after ${s(x.boundFromMs)} | ${nodes || '—'} | ${push || '—'}${x.error !== undefined ? ` — error: ${x.error}` : ''} |`)
+    }
+    L.push('')
+  }
   L.push('## Violations', '')
   if (r.violations.length === 0) L.push('None.')
   for (const v of r.violations.slice(0, 100)) L.push(`- **${v.invariant}** at ${(v.tMs / 1000).toFixed(2)} s (seed ${v.seed}): ${v.detail}`)

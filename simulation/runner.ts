@@ -15,6 +15,7 @@ import { errorCode } from '../protocol/errors.ts'
 import { readFile } from 'node:fs/promises'
 import { SimCluster } from './cluster.ts'
 import { InvariantChecker } from './invariants.ts'
+import { LifecycleDriver, checkEpochAgreement, epochKeySets } from './lifecycle.ts'
 import type { Reachability } from './invariants.ts'
 import { buildSchedule } from './schedule.ts'
 import type { SimEvent } from './schedule.ts'
@@ -87,6 +88,7 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
   const now = (): number => Date.now() - t0
   let sweep: ScenarioResult['sweep'] = { checked: 0, wrong: 0 }
   let workload: Workload | undefined
+  let lifecycle: LifecycleDriver | undefined
   const tag = `[${s.name}]`
   try {
     // ---- setup
@@ -125,6 +127,14 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
       client: cl, spec: s.workload, seed: o.seed, dir: join(c.dir, `work-${s.name}`), now, brokenClient: o.brokenClient,
       onOp: op => { ops.push(op); checker.onOp(op) }
     })
+    const wl = workload
+    lifecycle = new LifecycleDriver({
+      cluster: c, client: cl, checker, now,
+      log: (label, fault, note) => { executed.push({ tMs: now(), label, fault, ...(note !== undefined ? { note } : {}) }) },
+      onRetire: epoch => { wl.retireBelow(epoch) }
+    })
+    const lc = lifecycle
+    if (schedule.events.some(e => e.action === 'lifecycle')) await lc.init()
     await workload.prewrap(s.workload.prewrap ?? 4)
     // Fresh node processes only (a reused cluster's running nodes are warm already).
     if (booting.length > 0) await workload.warmup()
@@ -146,13 +156,15 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
         if (stop) break
         const t = now()
         const st = await statuses(cl, n, 1_000)
-        checker.onStatuses(t, st)
+        checker.onStatuses(t, st, now())
       }
     })()
     const ticker = setInterval(() => {
       const okN = ops.filter(x => x.ok).length
       const down = c.nodes.filter(x => x.state !== 'up').map(x => `${x.index}:${x.state}`)
-      progress(`${tag} t=${(now() / 1000).toFixed(0)}s ops=${ops.length} ok=${okN} failed=${ops.length - okN} violations=${checker.violations.length}${down.length > 0 ? ` nodes ${down.join(' ')}` : ''}`)
+      const lcNow = lc.records.find(r => r.issuedMs !== undefined && r.allCommittedMs === undefined && r.error === undefined)
+      const lcText = lcNow === undefined ? '' : ` ${lcNow.op} in progress (${Object.keys(lcNow.committedMs).length}/${n} committed)`
+      progress(`${tag} t=${(now() / 1000).toFixed(0)}s ops=${ops.length} ok=${okN} failed=${ops.length - okN} violations=${checker.violations.length}${down.length > 0 ? ` nodes ${down.join(' ')}` : ''}${lcText}`)
     }, 2_000)
     // Action chains (per node unless the event names one): a start waits for the kill/stop before
     // it; a rolling restart's steps wait for each other. Node actions are logged when they run.
@@ -194,6 +206,11 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
           c.setLinks(e.links, e.set)
           checker.noteChange(snapshot(e.set.partitioned !== undefined))
           break
+        case 'lifecycle':
+          // Not a disturbance in itself: operations during a ceremony must keep succeeding with
+          // ≥ k nodes reachable (the faults scheduled around it are disturbances as usual).
+          lc.issue(e.fault, e.op, e.boundMs, e.minDecryptionEpoch)
+          break
         case 'reset-links': {
           const cnt = c.resetLinks(e.links)
           executed[executed.length - 1]!.note = `${cnt} connections reset`
@@ -223,6 +240,9 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
     }))
     executed.push({ tMs: now(), label: 'healed: network restored, stopped nodes restarted', fault: -1 })
     checker.noteChange(snapshot(true))
+    if (lc.pending) progress(`${tag} waiting for the lifecycle order(s) to complete`)
+    // Orders still in progress get their bound after the heal (lifecycle.completed).
+    await lc.settled()
     // Wait until every running node serves the reference key set again (restarted nodes load from disk).
     const upIdx = c.nodes.filter(x => x.state === 'up').map(x => x.index)
     const until = Date.now() + 30_000
@@ -232,17 +252,37 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
       await sleep(300)
     }
 
-    // ---- final sweep: every acknowledged wrap and build must still open with k nodes up
+    // consistency.epoch-keysets at the end: every node serves the same key set of every epoch.
+    const finalRef = checker.reference()
+    if (finalRef !== undefined) checkEpochAgreement(checker, now(), await epochKeySets(cl, n, finalRef.epoch), 'at the end')
+
+    // ---- final sweep: every acknowledged wrap and build must still open with k nodes up — of
+    // every epoch (one batch is one epoch); wraps of epochs a committed rotation retired must be
+    // refused instead (lifecycle.retired-refused).
+    const retiredBelow = Math.max(0, ...lc.records.filter(r => r.allCommittedMs !== undefined).map(r => r.minDecryptionEpoch ?? 0))
     let checked = 0
     let wrong = 0
+    const perEpoch: Record<string, number> = {}
     try {
-      const acked = workload.acked
-      for (let off = 0; off < acked.length; off += MAX_BATCH) {
-        const slice = acked.slice(off, off + MAX_BATCH)
-        const r = await cl.rewrapBatch(slice.map(a => a.envelope), { deadlineMs: 20_000 })
-        slice.forEach((a, i) => { checked++; const got = r.dataKeys[i]; if (got === undefined || got.length !== a.dataKey.length || !got.every((b, j) => b === a.dataKey[j])) wrong++ })
+      const byEpoch = new Map<number, typeof workload.acked>()
+      for (const a of workload.acked) byEpoch.set(a.envelope.label.epoch, [...(byEpoch.get(a.envelope.label.epoch) ?? []), a])
+      for (const [epoch, acked] of [...byEpoch.entries()].sort((x, y) => x[0] - y[0])) {
+        if (epoch < retiredBelow) {
+          const refused = await cl.rewrapBatch(acked.slice(0, MAX_BATCH).map(a => a.envelope), { deadlineMs: 20_000 }).then(() => undefined, (e: unknown) => e)
+          const codes = refused === undefined ? [] : [errorCode(refused), ...((refused as { failures?: Array<{ code: string }> }).failures ?? []).map(f => f.code)]
+          checker.record('lifecycle.retired-refused', codes.includes('NOT_AUTHORIZED'), now(), () => refused === undefined
+            ? `envelopes of epoch ${epoch} still unwrap although a rotation retired epochs below ${retiredBelow}`
+            : `envelopes of retired epoch ${epoch} failed with ${codes.join(', ')} instead of NOT_AUTHORIZED`)
+          continue
+        }
+        for (let off = 0; off < acked.length; off += MAX_BATCH) {
+          const slice = acked.slice(off, off + MAX_BATCH)
+          const r = await cl.rewrapBatch(slice.map(a => a.envelope), { deadlineMs: 20_000 })
+          perEpoch[String(epoch)] = (perEpoch[String(epoch)] ?? 0) + slice.length
+          slice.forEach((a, i) => { checked++; const got = r.dataKeys[i]; if (got === undefined || got.length !== a.dataKey.length || !got.every((b, j) => b === a.dataKey[j])) wrong++ })
+        }
       }
-      for (const [q, rel] of workload.releases.slice(0, 5).entries()) {
+      for (const [q, rel] of workload.releases.filter(x => x.epoch >= retiredBelow).slice(0, 5).entries()) {
         const out = join(c.dir, `work-${s.name}`, `sweep-${q}.bin`)
         await deploy(cl, { release: rel.dir, out, deadlineMs: 20_000 })
         const got = new Uint8Array(await readFile(out))
@@ -250,10 +290,10 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
         if (got.length !== rel.plaintext.length || !got.every((b, j) => b === rel.plaintext[j])) wrong++
         await rm(out, { force: true })
       }
-      sweep = { checked, wrong }
+      sweep = { checked, wrong, epochs: perEpoch }
       checker.onSweep(now(), checked, wrong)
     } catch (e) {
-      sweep = { checked, wrong, error: `${errorCode(e)}: ${(e as Error).message.slice(0, 300)}` }
+      sweep = { checked, wrong, epochs: perEpoch, error: `${errorCode(e)}: ${(e as Error).message.slice(0, 300)}` }
       checker.onSweep(now(), checked, wrong, sweep.error)
     }
     for (const i of refusedExpected) {
@@ -265,7 +305,9 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
     error = (e as Error).message
     progress(`${tag} run error: ${error}`)
   } finally {
+    lifecycle?.stop()
     await workload?.stop()
+    await lifecycle?.settled()
   }
 
   // ---- results
@@ -302,7 +344,12 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
     latency: { ...percentiles(ops.filter(op => op.ok).map(op => op.endMs - op.startMs)), byType: latByType, stableQuorum: stableLat },
     invariants: checker.counts,
     violations: checker.violations,
-    faults: schedule.windows,
+    // Lifecycle bands run from the order's push until every node committed it.
+    faults: schedule.windows.map(w => {
+      const r = lifecycle?.records.find(x => x.fault === w.fault)
+      return w.kind !== 'lifecycle' || r === undefined ? w : { ...w, startMs: r.issuedMs ?? w.startMs, endMs: r.allCommittedMs ?? w.endMs, label: `${w.label}${r.allCommittedMs !== undefined && r.issuedMs !== undefined ? ` (${((r.allCommittedMs - r.issuedMs) / 1000).toFixed(1)} s)` : ' (not completed)'}` }
+    }),
+    lifecycle: lifecycle?.records ?? [],
     events: executed,
     expected: s.expect,
     liarNamed: checker.namedCounts,
@@ -314,7 +361,10 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
   await client?.close()
   if (o.reportDir !== undefined) await writeScenarioReport(o.reportDir, result)
   progress(`${tag} ${result.passed ? 'PASS' : 'FAIL'}: ${result.ops.attempted} ops, ${result.ops.failed} failed, p99 ${result.latency.p99} ms, ${result.violations.length} violations${result.passed ? '' : ` — replay: ${replay}`}`)
-  const reusable = cluster !== undefined && o.keepCluster === true && error === undefined
+  // A cluster with an order that never completed may still hold it pending (later orders would be
+  // refused): start the next scenario on a fresh one.
+  const reusable = cluster !== undefined && o.keepCluster === true && error === undefined &&
+    (lifecycle?.records ?? []).every(r => r.allCommittedMs !== undefined)
   if (!reusable) {
     await cluster?.dispose()
     return { result }

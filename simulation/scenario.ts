@@ -9,7 +9,8 @@
  *   "durationS": 20, "recoveryS": 3,
  *   "workload": { "concurrency": 3, "deadlineMs": 5000, "batchSize": 8, "failureBackoffMs": 200,
  *                 "mix": { "wrap": 3, "rewrap": 5, "batch": 1, "sign": 2, "deploy": 0.2 } },
- *   "faults": [ { "kind": "crash", "at": 5, "duration": 8, "targets": { "pick": "tolerable" } } ],
+ *   "faults": [ { "kind": "crash", "at": 5, "duration": 8, "targets": { "pick": "tolerable" } },
+ *               { "kind": "lifecycle", "at": 6, "op": "rotate", "completeWithinS": 20 } ],
  *   "expect": { "minQuorumSuccessRate": 1, "lyingDetected": false, "refuseStart": [] } }
  * ```
  */
@@ -21,8 +22,19 @@ export const OP_TYPES = ['wrap', 'rewrap', 'batch', 'sign', 'deploy'] as const
 export type OpType = typeof OP_TYPES[number]
 
 /** Fault kinds. */
-export const FAULT_KINDS = ['crash', 'stop', 'pause', 'restart-all', 'rolling-restart', 'partition', 'latency', 'bandwidth', 'drop', 'wipe', 'corrupt'] as const
+export const FAULT_KINDS = ['crash', 'stop', 'pause', 'restart-all', 'rolling-restart', 'partition', 'latency', 'bandwidth', 'drop', 'wipe', 'corrupt', 'lifecycle'] as const
 export type FaultKind = typeof FAULT_KINDS[number]
+
+/**
+ * Lifecycle operations the `lifecycle` event issues (docs/LIFECYCLE.md): `rotate` = new epoch by a
+ * fresh DKG; `refresh` = proactive share refresh of every live epoch (same epoch, same group keys,
+ * new keySetIds).
+ */
+export const LIFECYCLE_OPS = ['rotate', 'refresh'] as const
+export type LifecycleOp = typeof LIFECYCLE_OPS[number]
+
+/** Default of `completeWithinS`: seconds after the last disturbance within which every node must have committed. */
+export const DEFAULT_LIFECYCLE_BOUND_S = 30
 
 /**
  * Which nodes a fault hits: explicit 1-based indices, or a seeded pick of distinct honest nodes:
@@ -40,6 +52,12 @@ export interface FaultSpec {
   /** How long the fault lasts (s); absent = until the end (then healed before the final sweep). */
   duration?: number
   targets?: TargetSpec
+  /**
+   * latency / bandwidth: ONE link instead of every link of the targets — between two nodes (both
+   * directed proxies a→b and b→a, since either side may have dialled the connection) or from the
+   * client to a node (`["client", j]`). Exclusive with `targets`.
+   */
+  link?: [number | 'client', number]
   /** partition: which side the client is on. */
   clientSide?: 'majority' | 'minority'
   latencyMs?: number
@@ -51,6 +69,16 @@ export interface FaultSpec {
   gap?: number
   /** corrupt: what to damage — 'all' (default: identity key, storage-key parameters, every db file), 'identity', or 'db-records' (only the database's table/log files, not CURRENT/MANIFEST). */
   part?: CorruptPart
+  /** lifecycle: the operation (required). */
+  op?: LifecycleOp
+  /** lifecycle (rotate only): the order's minDecryptionEpoch (epochs below it are retired once the rotation commits). */
+  minDecryptionEpoch?: number
+  /**
+   * lifecycle: the ceremony must be committed on every node within this many seconds after the
+   * later of the order's issue and the last disturbance (node down/up/pause/partition) before it
+   * completed (default DEFAULT_LIFECYCLE_BOUND_S). Checked as `lifecycle.completed`.
+   */
+  completeWithinS?: number
 }
 
 /** Parts of a data directory the `corrupt` fault can damage. */
@@ -133,7 +161,7 @@ function parseTargets (f: string, v: unknown): TargetSpec {
 }
 
 function parseFault (f: string, v: unknown): FaultSpec {
-  const o = obj(f, v, ['kind', 'at', 'atJitter', 'duration', 'targets', 'clientSide', 'latencyMs', 'jitterMs', 'bytesPerSec', 'intervalMs', 'gap', 'part'])
+  const o = obj(f, v, ['kind', 'at', 'atJitter', 'duration', 'targets', 'clientSide', 'latencyMs', 'jitterMs', 'bytesPerSec', 'intervalMs', 'gap', 'part', 'op', 'minDecryptionEpoch', 'completeWithinS', 'link'])
   if (!(FAULT_KINDS as readonly unknown[]).includes(o.kind)) throw new BadInputError(`${f}.kind`, `expected one of ${FAULT_KINDS.join(', ')}`)
   const fs: FaultSpec = { kind: o.kind as FaultKind, at: num(`${f}.at`, o.at, 0, 86_400) }
   const set = <K extends keyof FaultSpec>(k: K, val: FaultSpec[K] | undefined): void => { if (val !== undefined) fs[k] = val }
@@ -152,6 +180,31 @@ function parseFault (f: string, v: unknown): FaultSpec {
   if (o.part !== undefined) {
     if (!(CORRUPT_PARTS as readonly unknown[]).includes(o.part)) throw new BadInputError(`${f}.part`, `expected one of ${CORRUPT_PARTS.join(', ')}`)
     fs.part = o.part as CorruptPart
+  }
+  if (fs.kind === 'lifecycle') {
+    // Only the fields a lifecycle event uses: a stray fault field is a typo, not something to ignore.
+    for (const k of ['duration', 'targets', 'link', 'clientSide', 'latencyMs', 'jitterMs', 'bytesPerSec', 'intervalMs', 'gap', 'part']) {
+      if (o[k] !== undefined) throw new BadInputError(`${f}.${k}`, 'not a field of a lifecycle event (kind, at, atJitter, op, minDecryptionEpoch, completeWithinS)')
+    }
+    if (!(LIFECYCLE_OPS as readonly unknown[]).includes(o.op)) throw new BadInputError(`${f}.op`, `required for lifecycle: one of ${LIFECYCLE_OPS.join(', ')}`)
+    fs.op = o.op as LifecycleOp
+    set('minDecryptionEpoch', optNum(`${f}.minDecryptionEpoch`, o.minDecryptionEpoch, 1, 0xffffffff, true))
+    if (fs.minDecryptionEpoch !== undefined && fs.op !== 'rotate') throw new BadInputError(`${f}.minDecryptionEpoch`, 'only a rotate order retires epochs')
+    set('completeWithinS', optNum(`${f}.completeWithinS`, o.completeWithinS, 1, 3600))
+    return fs
+  }
+  for (const k of ['op', 'minDecryptionEpoch', 'completeWithinS']) {
+    if (o[k] !== undefined) throw new BadInputError(`${f}.${k}`, `only for kind 'lifecycle'`)
+  }
+  if (o.link !== undefined) {
+    if (fs.kind !== 'latency' && fs.kind !== 'bandwidth') throw new BadInputError(`${f}.link`, 'only for latency and bandwidth')
+    if (fs.targets !== undefined) throw new BadInputError(`${f}.link`, 'give either link or targets')
+    const l = o.link
+    if (!Array.isArray(l) || l.length !== 2) throw new BadInputError(`${f}.link`, 'expected [a, b]: two node indices, or ["client", node]')
+    const a = l[0] === 'client' ? 'client' as const : num(`${f}.link[0]`, l[0], 1, 64, true)
+    const b = num(`${f}.link[1]`, l[1], 1, 64, true)
+    if (a === b) throw new BadInputError(`${f}.link`, 'expected two different nodes')
+    fs.link = [a, b]
   }
   if (fs.kind === 'latency' && fs.latencyMs === undefined) throw new BadInputError(`${f}.latencyMs`, 'required for latency')
   if (fs.kind === 'bandwidth' && fs.bytesPerSec === undefined) throw new BadInputError(`${f}.bytesPerSec`, 'required for bandwidth')
@@ -201,16 +254,22 @@ export function parseScenario (v: unknown): Scenario {
   }
   if (e.refuseStart !== undefined) expect.refuseStart = e.refuseStart === 'faulted' ? 'faulted' : idxList('scenario.expect.refuseStart', e.refuseStart)
   if (e.note !== undefined) expect.note = str('scenario.expect.note', e.note, /^[\s\S]{0,2000}$/)
+  const durationS = num('scenario.durationS', o.durationS, 1, 86_400)
+  const faults = o.faults.map((x, i) => parseFault(`scenario.faults[${i}]`, x))
+  faults.forEach((x, i) => {
+    // An order issued after the workload ended would never be observed under load.
+    if (x.kind === 'lifecycle' && x.at + (x.atJitter ?? 0) >= durationS) throw new BadInputError(`scenario.faults[${i}].at`, `a lifecycle event must be issued before the end of the workload (at + atJitter < durationS = ${durationS})`)
+  })
   return {
     format: 'keymesh.scenario',
     version: 1,
     name: str('scenario.name', o.name, /^[a-z0-9][a-z0-9-]{0,63}$/),
     description: str('scenario.description', o.description ?? '', /^[\s\S]{0,2000}$/),
     topology: { nodes, threshold, lying },
-    durationS: num('scenario.durationS', o.durationS, 1, 86_400),
+    durationS,
     recoveryS: num('scenario.recoveryS', o.recoveryS ?? 3, 0, 3600),
     workload,
-    faults: o.faults.map((x, i) => parseFault(`scenario.faults[${i}]`, x)),
+    faults,
     expect
   }
 }

@@ -5,7 +5,8 @@
  */
 import { Prng } from './prng.ts'
 import type { LinkConditions } from './proxy.ts'
-import type { CorruptPart, FaultSpec, Scenario, TargetSpec } from './scenario.ts'
+import { DEFAULT_LIFECYCLE_BOUND_S } from './scenario.ts'
+import type { CorruptPart, FaultSpec, LifecycleOp, Scenario, TargetSpec } from './scenario.ts'
 
 /** A directed link: `from` dials `to` (`'client'` is the workload's client). */
 export interface Link { from: number | 'client', to: number }
@@ -16,6 +17,13 @@ export type SimAction =
   | { action: 'corrupt', node: number, part: CorruptPart }
   | { action: 'links', links: Link[], set: Partial<LinkConditions> }
   | { action: 'reset-links', links: Link[] }
+  /**
+   * Issue an admin-signed lifecycle order through the client library (rotate: to the nodes'
+   * current epoch + 1; refresh: of the current epoch) and follow it until every node committed.
+   * `boundMs`: the lifecycle.completed bound. Lifecycle actions run on one chain: an order is issued
+   * only once the previous one has completed (or missed its bound), as an operator would.
+   */
+  | { action: 'lifecycle', op: LifecycleOp, minDecryptionEpoch?: number, boundMs: number }
 
 /**
  * A scheduled action. Node actions run on a chain (default: one per node), so an action waits for
@@ -68,6 +76,15 @@ export function linksOf (nodes: number[], n: number): Link[] {
     }
   }
   return out
+}
+
+/**
+ * The directed proxies of one link: a→b and b→a between two nodes (either may have dialled the
+ * connection), or client→b.
+ */
+export function linkPair (l: [number | 'client', number]): Link[] {
+  const [a, b] = l
+  return a === 'client' ? [{ from: 'client', to: b }] : [{ from: a, to: b }, { from: b, to: a }]
 }
 
 /** Links cut by a partition into `side` and the rest, with the client on `clientWithSide` or the rest. */
@@ -146,16 +163,19 @@ export function buildSchedule (s: Scenario, seed: number): Schedule {
       }
       case 'latency':
       case 'bandwidth': {
-        const targets = resolveTargets(f.targets, s, rng)
-        const links = linksOf(targets, n)
+        // One link (no seeded pick: the rng stream of target-based faults is unchanged), or every link of the targets.
+        const targets = f.link !== undefined ? f.link.filter((x): x is number => x !== 'client') : resolveTargets(f.targets, s, rng)
+        for (const j of targets) if (j > n) throw new RangeError(`link node ${j} > n = ${n}`)
+        const links = f.link !== undefined ? linkPair(f.link) : linksOf(targets, n)
+        const where = f.link !== undefined ? `link ${String(f.link[0])}↔${f.link[1]}` : `node ${nodesLabel(targets)}`
         const set: Partial<LinkConditions> = f.kind === 'latency'
           ? { latencyMs: f.latencyMs ?? 0, jitterMs: f.jitterMs ?? 0 }
           : { bytesPerSec: f.bytesPerSec ?? 0 }
         const undo: Partial<LinkConditions> = f.kind === 'latency' ? { latencyMs: 0, jitterMs: 0 } : { bytesPerSec: 0 }
         const what = f.kind === 'latency' ? `+${f.latencyMs ?? 0}±${f.jitterMs ?? 0} ms` : `${f.bytesPerSec ?? 0} B/s`
-        ev(at, { action: 'links', links, set }, `${f.kind} ${what} on node ${nodesLabel(targets)}`)
-        if (end < endMs) ev(end, { action: 'links', links, set: undo }, `end ${f.kind} on node ${nodesLabel(targets)}`)
-        win(f.kind, `${f.kind} ${nodesLabel(targets)} ${what}`, at, end, targets)
+        ev(at, { action: 'links', links, set }, `${f.kind} ${what} on ${where}`)
+        if (end < endMs) ev(end, { action: 'links', links, set: undo }, `end ${f.kind} on ${where}`)
+        win(f.kind, `${f.kind} ${f.link !== undefined ? where : nodesLabel(targets)} ${what}`, at, end, targets)
         break
       }
       case 'drop': {
@@ -165,6 +185,15 @@ export function buildSchedule (s: Scenario, seed: number): Schedule {
         if (every === undefined) ev(at, { action: 'reset-links', links }, `drop connections of node ${nodesLabel(targets)}`)
         else for (let t = at; t < end; t += every) ev(t, { action: 'reset-links', links }, `drop connections of node ${nodesLabel(targets)}`)
         win(f.kind, `drop conns ${nodesLabel(targets)}`, at, every === undefined ? at + 200 : end, targets)
+        break
+      }
+      case 'lifecycle': {
+        const op = f.op ?? 'rotate'
+        const a: SimAction = { action: 'lifecycle', op, boundMs: sec(f.completeWithinS ?? DEFAULT_LIFECYCLE_BOUND_S), ...(f.minDecryptionEpoch !== undefined ? { minDecryptionEpoch: f.minDecryptionEpoch } : {}) }
+        const what = op === 'rotate' ? `rotate${f.minDecryptionEpoch !== undefined ? ` (minDecryptionEpoch ${f.minDecryptionEpoch})` : ''}` : 'refresh'
+        ev(at, a, `lifecycle: issue ${what} order`, 'lifecycle')
+        // The band ends when the runner sees every node committed (it updates endMs); until then: the run's end.
+        win('lifecycle', what, at, endMs, [])
         break
       }
       case 'wipe':

@@ -79,7 +79,7 @@ export interface OpRecord {
 export interface AckedWrap { envelope: Envelope, dataKey: Uint8Array, opId: number }
 
 /** An acknowledged build (its plaintext artifact and release directory). */
-export interface AckedRelease { dir: string, plaintext: Uint8Array, opId: number }
+export interface AckedRelease { dir: string, plaintext: Uint8Array, opId: number, /** Epoch of the release's envelope. */ epoch: number }
 
 /** Options of a workload. */
 export interface WorkloadOptions {
@@ -106,7 +106,22 @@ export class Workload {
   private stopping = false
   private readonly running: Array<Promise<void>> = []
 
+  /** Envelopes of epochs below this are not picked any more (a rotation with minDecryptionEpoch retires them). */
+  private minEpoch = 0
+
   constructor (private readonly o: WorkloadOptions) {}
+
+  /**
+   * Stops picking acknowledged wraps of epochs below `epoch` for rewraps and batches (called when a
+   * rotation that retires them is issued: nodes refuse their partials once it commits). The final
+   * sweep checks them separately.
+   */
+  retireBelow (epoch: number): void { this.minEpoch = Math.max(this.minEpoch, epoch) }
+
+  /** Acknowledged wraps that rewraps and batches may pick (not retired). */
+  private live (): AckedWrap[] {
+    return this.minEpoch === 0 ? this.acked : this.acked.filter(a => a.envelope.label.epoch >= this.minEpoch)
+  }
 
   /** Wraps `count` keys before the clock starts (retries each up to 5 times). Throws the last error. */
   async prewrap (count: number): Promise<void> {
@@ -179,7 +194,7 @@ export class Workload {
       // Draw the envelope choices now (fixed number of draws per op keeps the stream aligned).
       const r1 = rng.nextU32()
       const picks = Array.from({ length: this.o.spec.batchSize }, () => rng.nextU32())
-      if ((type === 'rewrap' || type === 'batch') && this.acked.length === 0) type = 'wrap'
+      if ((type === 'rewrap' || type === 'batch') && this.live().length === 0) type = 'wrap'
       const ok = await this.runOp(w, w * 1_000_000 + opNo++, type, r1, picks)
       // A client backs off after a failure (a failing quorum op returns in milliseconds; without a
       // pause the workers would spin and starve the restarting nodes of CPU on a small host).
@@ -231,7 +246,8 @@ export class Workload {
         return
       }
       case 'rewrap': {
-        const a = this.acked[r1 % this.acked.length] as AckedWrap
+        const pool = this.live()
+        const a = pool[r1 % pool.length] as AckedWrap
         const r = this.o.brokenClient === 'skip-verification'
           ? await brokenRewrap(c, a.envelope, deadlineMs, r1)
           : await c.rewrap(a.envelope, { deadlineMs, ...this.hedge() })
@@ -242,8 +258,12 @@ export class Workload {
         return
       }
       case 'batch': {
-        const chosen = picks.map(p => this.acked[p % this.acked.length] as AckedWrap)
-        // One batch is one epoch; envelopes from the same epoch only (all are, until resharing exists).
+        // One batch is one epoch: the first pick chooses the epoch, every pick is taken among the
+        // acknowledged wraps of that epoch (before any rotation: all of them, as before).
+        const pool = this.live()
+        const epoch = (pool[(picks[0] ?? 0) % pool.length] as AckedWrap).envelope.label.epoch
+        const same = pool.filter(a => a.envelope.label.epoch === epoch)
+        const chosen = picks.map(p => same[p % same.length] as AckedWrap)
         const r = await c.rewrapBatch(chosen.map(a => a.envelope), { deadlineMs, ...this.hedge() })
         rec.failures = r.failures
         rec.checkedKeys = chosen.length
@@ -283,15 +303,16 @@ export class Workload {
         await mkdir(this.o.dir, { recursive: true })
         const plaintext = new Uint8Array(randomBytes(2048 + (r1 % 2048)))
         await writeFile(input, plaintext)
+        let epoch: number
         try {
-          await build(c, { app: 'sim', release: `d-${n}`, input, out: rel, signDeadlineMs: this.o.spec.deadlineMs })
+          epoch = (await build(c, { app: 'sim', release: `d-${n}`, input, out: rel, signDeadlineMs: this.o.spec.deadlineMs })).envelope.label.epoch
         } catch (e) {
           if (await exists(rel)) rec.partialOutput = true
           throw e
         } finally {
           await rm(input, { force: true })
         }
-        this.releases.push({ dir: rel, plaintext, opId: rec.id })
+        this.releases.push({ dir: rel, plaintext, opId: rec.id, epoch })
         try {
           const d = await deploy(c, { release: rel, out, deadlineMs: this.o.spec.deadlineMs })
           rec.used = d.nodes

@@ -4,8 +4,11 @@
  *   steady state, minority crash and a lying node must pass every invariant; the same lying-node
  *   scenario driven by a deliberately broken client (test-only switch in the workload driver: no
  *   DLEQ check, no AEAD tag check) must be reported as a safety violation with a replay command,
- *   and a client with hedging switched off must fail the slow-node scenario's latency bound.
- * Durations are shortened (fault times scale with them). Budget: < 120 s wall on 2 cores.
+ *   and a client with hedging switched off must fail the slow-node scenario's latency bound; last,
+ *   an epoch rotation under load with a paused node (the lifecycle event kind) must commit on every
+ *   node with no violation, and the final sweep must re-open wraps of both epochs.
+ * Durations are shortened (fault times scale with them). Budget: < 135 s wall on 2 cores (the
+ * rotation adds ~10 s on the reused cluster).
  */
 import { afterAll, describe, expect, it } from 'vitest'
 import type { SimCluster } from '../../simulation/cluster.ts'
@@ -86,4 +89,18 @@ describe('simulation smoke (3-of-5)', () => {
     expect(kinds.has('liveness.p99') || kinds.has('liveness.quorum-ok'), why(r)).toBe(true)
     expect([...kinds].every(k => k.startsWith('liveness.')), why(r)).toBe(true)
   }, 60_000)
+
+  it('rotation under load with a paused node: committed on every node, both epochs unwrap, no violation', async () => {
+    const r = await run('rotate-under-load', 10)
+    expect(r.passed, why(r)).toBe(true)
+    const lc = r.lifecycle?.[0]
+    expect(lc, why(r)).toMatchObject({ op: 'rotate', targetEpoch: (lc?.epochBefore ?? 0) + 1 })
+    expect(lc?.allCommittedMs, why(r)).toBeGreaterThan(lc?.issuedMs ?? Infinity)
+    expect(Object.keys(lc?.committedMs ?? {})).toHaveLength(5)
+    expect(r.invariants['lifecycle.completed']).toEqual({ passed: 1, failed: 0 })
+    expect(r.invariants['consistency.epoch-keysets']!.passed).toBeGreaterThan(2)
+    expect(r.invariants['liveness.quorum-ok']!.passed).toBeGreaterThan(0)
+    // Wraps of the old and of the new epoch were both re-opened by the final sweep.
+    expect(Object.keys(r.sweep.epochs ?? {}).length, why(r)).toBeGreaterThanOrEqual(2)
+  }, 75_000)
 })

@@ -2,10 +2,13 @@
  * The simulation's invariant checker on synthetic operation records: it must flag each kind of bug
  * the harness exists to catch (wrong key, trusted liar, false blame, hang, quorum-ok failure,
  * quorum-lost success or wrong error, partial output, key-set disagreement, a wiped node that
- * starts) and must not flag correct behaviour or operations inside a recovery window.
+ * starts) and must not flag correct behaviour or operations inside a recovery window; around a
+ * lifecycle order, key-set consistency accepts the old value or ONE new value until every node
+ * committed, then only the new one; epoch key-set agreement and the completion record.
  */
 import { describe, expect, it } from 'vitest'
 import { InvariantChecker } from '../../simulation/invariants.ts'
+import { checkEpochAgreement } from '../../simulation/lifecycle.ts'
 import type { OpRecord } from '../../simulation/workload.ts'
 
 const checker = (lying: number[] = []): InvariantChecker => {
@@ -95,5 +98,71 @@ describe('InvariantChecker', () => {
     expect(c.violations[2]!.detail).toContain('without a clear error')
     expect(c.counts['recovery.damaged-refuses']).toEqual({ passed: 2, failed: 2 })
     expect(c.counts['consistency.keysets']).toEqual({ passed: 1, failed: 1 })
+  })
+
+  const A = 'a'.repeat(64)
+  const B = 'b'.repeat(64)
+  const C = 'c'.repeat(64)
+  const st = (xs: Array<[number, number, string]>): Array<{ index: number, epoch: number, keySetId: string }> => xs.map(([index, epoch, keySetId]) => ({ index, epoch, keySetId }))
+
+  it('rotation: old or one new value while in progress, then only the new one', () => {
+    const c = checker()
+    c.setReferenceKeySet(1, A)
+    const tr = c.beginTransition(6_000, 'rotate', 2)
+    expect(tr.from).toEqual({ epoch: 1, keySetId: A })
+    c.onStatuses(7_000, st([[1, 1, A], [2, 2, B], [3, 2, B]]))
+    expect(c.violations).toEqual([])
+    // Another new value, or the new id under the old epoch: flagged.
+    c.onStatuses(8_000, st([[1, 2, C]]))
+    c.onStatuses(8_500, st([[1, 1, B]]))
+    expect(names(c)).toEqual(['consistency.keysets', 'consistency.keysets'])
+    expect(c.violations[0]!.detail).toMatch(/during the rotate to epoch 2/)
+    c.endTransition(tr, 10_000, 2, B)
+    expect(c.reference()).toEqual({ epoch: 2, keySetId: B })
+    expect(c.reference(9_000)).toEqual({ epoch: 1, keySetId: A })
+    // A poll that started before the end still gets the transition's rule.
+    c.onStatuses(9_500, st([[4, 1, A]]), 10_200)
+    expect(c.violations).toHaveLength(2)
+    c.onStatuses(11_000, st([[1, 2, B], [4, 2, B]]))
+    expect(c.violations).toHaveLength(2)
+    c.onStatuses(12_000, st([[4, 1, A]]))
+    expect(names(c)).toEqual(['consistency.keysets', 'consistency.keysets', 'consistency.keysets'])
+  })
+
+  it('refresh: same epoch, one new key set id; an aborted order keeps the reference', () => {
+    const c = checker()
+    c.setReferenceKeySet(3, A)
+    const tr = c.beginTransition(1_000, 'refresh', 3)
+    c.onStatuses(2_000, st([[1, 3, A], [2, 3, C]]))
+    c.onStatuses(2_500, st([[1, 4, C]]))
+    expect(names(c)).toEqual(['consistency.keysets'])
+    c.endTransition(tr, 3_000, 3, C)
+    c.onStatuses(4_000, st([[1, 3, C], [2, 3, C]]))
+    const tr2 = c.beginTransition(5_000, 'refresh', 3)
+    c.abortTransition(tr2, 5_500)
+    c.onStatuses(6_000, st([[1, 3, C]]))
+    expect(c.violations).toHaveLength(1)
+    expect(c.reference()).toEqual({ epoch: 3, keySetId: C })
+  })
+
+  it('lastDisturbance and recorded lifecycle / epoch-agreement checks', () => {
+    const c = checker()
+    c.noteChange({ t: 7_000, reachable: [1, 2, 3, 5], honest: [1, 2, 3, 5], disturbance: true })
+    c.noteChange({ t: 8_000, reachable: [1, 2, 3, 5], honest: [1, 2, 3, 5], disturbance: false })
+    c.noteChange({ t: 9_000, reachable: [1, 2, 3, 4, 5], honest: [1, 2, 3, 4, 5], disturbance: true })
+    expect(c.lastDisturbance(6_000, 20_000)).toBe(9_000)
+    expect(c.lastDisturbance(6_000, 8_500)).toBe(7_000)
+    expect(c.lastDisturbance(9_500, 20_000)).toBeUndefined()
+    c.record('lifecycle.completed', true, 10_000, () => 'x')
+    c.record('lifecycle.completed', false, 11_000, () => 'not committed on node 4')
+    const k = (id: string): { id: string, wrap: string, sign: string } => ({ id, wrap: 'w', sign: 's' })
+    const agreed = checkEpochAgreement(c, 12_000, new Map([
+      [1, new Map([[1, k(A)], [2, k(A)]])],
+      [2, new Map([[1, k(B)], [3, k(C)]])]
+    ]), 'at the end')
+    expect(agreed.get(1)?.id).toBe(A)
+    expect(names(c)).toEqual(['lifecycle.completed', 'consistency.epoch-keysets'])
+    expect(c.violations[1]!.detail).toMatch(/at the end: nodes disagree on the key set of epoch 2/)
+    expect(c.counts['consistency.epoch-keysets']).toEqual({ passed: 1, failed: 1 })
   })
 })

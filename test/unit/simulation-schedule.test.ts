@@ -1,15 +1,16 @@
 /**
  * The simulation's seeded PRNG and fault schedule on their own: same seed → same stream and same
  * schedule; different seed → different choices; target resolution; every standard scenario file
- * parses and schedules at its own topology and at 5-of-9; scenario validation names the field.
+ * parses and schedules at its own topology and at 5-of-9; scenario validation names the field;
+ * the `lifecycle` event kind (rotate / refresh orders): parsing, validation, scheduling.
  */
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Prng } from '../../simulation/prng.ts'
-import { buildSchedule, linksOf, partitionLinks, resolveTargets } from '../../simulation/schedule.ts'
-import { loadScenarioFile, parseScenario, withOverrides } from '../../simulation/scenario.ts'
+import { buildSchedule, linkPair, linksOf, partitionLinks, resolveTargets } from '../../simulation/schedule.ts'
+import { DEFAULT_LIFECYCLE_BOUND_S, loadScenarioFile, parseScenario, withOverrides } from '../../simulation/scenario.ts'
 import type { Scenario } from '../../simulation/scenario.ts'
 import { SCENARIO_DIR, STANDARD_SCENARIOS } from '../../simulation/simulate.ts'
 
@@ -134,5 +135,95 @@ describe('scenario files', () => {
     expect(() => base([{ kind: 'crash', at: 1, bogus: 1 }])).toThrow(/faults\[0\]\.bogus/)
     expect(() => parseScenario({ format: 'keymesh.scenario', version: 1, name: 'x', topology: { nodes: 3, threshold: 4 }, durationS: 1, workload: { concurrency: 1, deadlineMs: 1000, mix: { wrap: 1 } }, faults: [] })).toThrow(/threshold/)
     expect(() => withOverrides(base([]), { nodes: 3, threshold: 4 })).toThrow(/--threshold/)
+  })
+})
+
+describe('lifecycle events', () => {
+  it('parse: op, minDecryptionEpoch (rotate only) and completeWithinS', () => {
+    const s = base([
+      { kind: 'lifecycle', at: 6, op: 'rotate' },
+      { kind: 'lifecycle', at: 9, atJitter: 2, op: 'rotate', minDecryptionEpoch: 2, completeWithinS: 45 },
+      { kind: 'lifecycle', at: 12, op: 'refresh' }
+    ])
+    expect(s.faults).toEqual([
+      { kind: 'lifecycle', at: 6, op: 'rotate' },
+      { kind: 'lifecycle', at: 9, atJitter: 2, op: 'rotate', minDecryptionEpoch: 2, completeWithinS: 45 },
+      { kind: 'lifecycle', at: 12, op: 'refresh' }
+    ])
+  })
+
+  it('validation names the offending field', () => {
+    expect(() => base([{ kind: 'lifecycle', at: 6 }])).toThrow(/faults\[0\]\.op.*rotate, refresh/)
+    expect(() => base([{ kind: 'lifecycle', at: 6, op: 'reshare' }])).toThrow(/faults\[0\]\.op/)
+    expect(() => base([{ kind: 'lifecycle', at: 6, op: 'refresh', minDecryptionEpoch: 2 }])).toThrow(/faults\[0\]\.minDecryptionEpoch.*rotate/)
+    expect(() => base([{ kind: 'lifecycle', at: 6, op: 'rotate', minDecryptionEpoch: 0 }])).toThrow(/minDecryptionEpoch/)
+    expect(() => base([{ kind: 'lifecycle', at: 6, op: 'rotate', minDecryptionEpoch: 1.5 }])).toThrow(/minDecryptionEpoch/)
+    expect(() => base([{ kind: 'lifecycle', at: 6, op: 'rotate', completeWithinS: 0 }])).toThrow(/completeWithinS/)
+    expect(() => base([{ kind: 'lifecycle', at: 6, op: 'rotate', targets: { pick: 'one' } }])).toThrow(/faults\[0\]\.targets.*not a field of a lifecycle/)
+    expect(() => base([{ kind: 'lifecycle', at: 6, op: 'rotate', duration: 3 }])).toThrow(/faults\[0\]\.duration/)
+    expect(() => base([{ kind: 'crash', at: 1, op: 'rotate' }])).toThrow(/faults\[0\]\.op.*only for kind 'lifecycle'/)
+    expect(() => base([{ kind: 'pause', at: 1, completeWithinS: 5 }])).toThrow(/faults\[0\]\.completeWithinS/)
+    // durationS is 30: an order must be issued while the workload runs.
+    expect(() => base([{ kind: 'lifecycle', at: 30, op: 'rotate' }])).toThrow(/faults\[0\]\.at.*before the end/)
+    expect(() => base([{ kind: 'lifecycle', at: 28, atJitter: 3, op: 'rotate' }])).toThrow(/faults\[0\]\.at/)
+  })
+
+  it('schedule: one lifecycle action on the lifecycle chain, bound in ms, seeded jitter, a band', () => {
+    const s = base([
+      { kind: 'pause', at: 7, duration: 2, targets: { pick: 'one' } },
+      { kind: 'lifecycle', at: 6, atJitter: 1, op: 'rotate', minDecryptionEpoch: 1 },
+      { kind: 'lifecycle', at: 20, op: 'refresh', completeWithinS: 12 }
+    ])
+    fc.assert(fc.property(fc.integer({ min: 0, max: 2 ** 40 }), seed => {
+      const sch = buildSchedule(s, seed)
+      expect(buildSchedule(s, seed)).toEqual(sch)
+      const lc = sch.events.filter(e => e.action === 'lifecycle')
+      expect(lc).toHaveLength(2)
+      expect(lc[0]).toMatchObject({ action: 'lifecycle', op: 'rotate', minDecryptionEpoch: 1, boundMs: DEFAULT_LIFECYCLE_BOUND_S * 1000, chain: 'lifecycle', fault: 1 })
+      expect(lc[0]!.t).toBeGreaterThanOrEqual(6000)
+      expect(lc[0]!.t).toBeLessThanOrEqual(7000)
+      expect(lc[1]).toMatchObject({ op: 'refresh', boundMs: 12_000, t: 20_000, fault: 2 })
+      expect(lc[1]).not.toHaveProperty('minDecryptionEpoch')
+      for (let i = 1; i < sch.events.length; i++) expect(sch.events[i]!.t).toBeGreaterThanOrEqual(sch.events[i - 1]!.t)
+      expect(sch.windows.filter(w => w.kind === 'lifecycle').map(w => [w.fault, w.label, w.endMs])).toEqual([[1, 'rotate (minDecryptionEpoch 1)', 30_000], [2, 'refresh', 30_000]])
+    }), { numRuns: 20 })
+    const times = new Set(Array.from({ length: 10 }, (_, seed) => buildSchedule(s, seed).events.find(e => e.action === 'lifecycle')!.t))
+    expect(times.size).toBeGreaterThan(5)
+  })
+
+  it('--duration scales the issue time, not the completion bound', () => {
+    const s = base([{ kind: 'lifecycle', at: 6, atJitter: 2, op: 'rotate', completeWithinS: 20 }])
+    const half = withOverrides(s, { durationS: 15 })
+    expect(half.faults[0]).toEqual({ kind: 'lifecycle', at: 3, atJitter: 1, op: 'rotate', completeWithinS: 20 })
+    expect(buildSchedule(half, 3).events[0]).toMatchObject({ action: 'lifecycle', boundMs: 20_000 })
+  })
+})
+
+describe('one-link faults', () => {
+  it('latency on one link touches exactly its two directed proxies (or client→j), no seeded pick', () => {
+    expect(linkPair([2, 5])).toEqual([{ from: 2, to: 5 }, { from: 5, to: 2 }])
+    expect(linkPair(['client', 3])).toEqual([{ from: 'client', to: 3 }])
+    const s = base([{ kind: 'latency', at: 1, duration: 4, latencyMs: 300, jitterMs: 50, link: [2, 5] }, { kind: 'crash', at: 2, targets: { pick: 'one' } }])
+    const sch = buildSchedule(s, 5)
+    const lat = sch.events.filter(e => e.fault === 0)
+    expect(lat).toEqual([
+      { action: 'links', links: [{ from: 2, to: 5 }, { from: 5, to: 2 }], set: { latencyMs: 300, jitterMs: 50 }, t: 1000, fault: 0, label: 'latency +300±50 ms on link 2↔5' },
+      { action: 'links', links: [{ from: 2, to: 5 }, { from: 5, to: 2 }], set: { latencyMs: 0, jitterMs: 0 }, t: 5000, fault: 0, label: 'end latency on link 2↔5' }
+    ])
+    expect(sch.windows[0]).toMatchObject({ kind: 'latency', nodes: [2, 5], label: 'latency link 2↔5 +300±50 ms' })
+    // The crash's pick is drawn from its own stream: unchanged by the link fault before it.
+    const alone = buildSchedule(base([{ kind: 'latency', at: 1, latencyMs: 300, targets: { pick: 'one' } }, { kind: 'crash', at: 2, targets: { pick: 'one' } }]), 5)
+    expect(sch.events.filter(e => e.fault === 1)).toEqual(alone.events.filter(e => e.fault === 1))
+    expect(() => buildSchedule(withOverrides(s, { nodes: 4, threshold: 3 }), 5)).toThrow(RangeError)
+  })
+
+  it('validation', () => {
+    expect(base([{ kind: 'bandwidth', at: 1, bytesPerSec: 1000, link: ['client', 2] }]).faults[0]!.link).toEqual(['client', 2])
+    expect(() => base([{ kind: 'latency', at: 1, latencyMs: 5, link: [2, 2] }])).toThrow(/faults\[0\]\.link.*different/)
+    expect(() => base([{ kind: 'latency', at: 1, latencyMs: 5, link: [2] }])).toThrow(/faults\[0\]\.link/)
+    expect(() => base([{ kind: 'latency', at: 1, latencyMs: 5, link: [2, 'client'] }])).toThrow(/faults\[0\]\.link\[1\]/)
+    expect(() => base([{ kind: 'latency', at: 1, latencyMs: 5, link: [1, 2], targets: { pick: 'one' } }])).toThrow(/either link or targets/)
+    expect(() => base([{ kind: 'crash', at: 1, link: [1, 2] }])).toThrow(/faults\[0\]\.link.*only for latency and bandwidth/)
+    expect(() => base([{ kind: 'lifecycle', at: 1, op: 'rotate', link: [1, 2] }])).toThrow(/faults\[0\]\.link/)
   })
 })

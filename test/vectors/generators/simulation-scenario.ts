@@ -22,7 +22,10 @@ export const SCENARIO = {
     { kind: 'crash', at: 2, atJitter: 3, duration: 4, targets: { pick: 'tolerable' } },
     { kind: 'partition', at: 10, atJitter: 1, duration: 3, clientSide: 'minority' },
     { kind: 'rolling-restart', at: 15, duration: 1, gap: 2, targets: { pick: 3 } },
-    { kind: 'latency', at: 0, latencyMs: 100, jitterMs: 20, targets: { pick: 'one' } }
+    { kind: 'latency', at: 0, latencyMs: 100, jitterMs: 20, targets: { pick: 'one' } },
+    { kind: 'latency', at: 1, latencyMs: 50, link: [2, 5] },
+    { kind: 'lifecycle', at: 6, atJitter: 1, op: 'rotate', minDecryptionEpoch: 1, completeWithinS: 20 },
+    { kind: 'lifecycle', at: 18, op: 'refresh' }
   ],
   expect: {}
 }
@@ -33,6 +36,9 @@ export const INVALID: Array<{ name: string, patch: Record<string, unknown>, fiel
   { name: 'threshold above n', patch: { topology: { nodes: 3, threshold: 4 } }, field: 'scenario.topology.threshold' },
   { name: 'unknown top-level field', patch: { extra: 1 }, field: 'scenario.extra' },
   { name: 'latency without latencyMs', patch: { faults: [{ kind: 'latency', at: 1 }] }, field: 'scenario.faults[0].latencyMs' },
+  { name: 'lifecycle without op', patch: { faults: [{ kind: 'lifecycle', at: 1 }] }, field: 'scenario.faults[0].op' },
+  { name: 'lifecycle with an unknown op', patch: { faults: [{ kind: 'lifecycle', at: 1, op: 'explode' }] }, field: 'scenario.faults[0].op' },
+  { name: 'retirement on a refresh', patch: { faults: [{ kind: 'lifecycle', at: 1, op: 'refresh', minDecryptionEpoch: 1 }] }, field: 'scenario.faults[0].minDecryptionEpoch' },
   { name: 'all-zero mix', patch: { workload: { concurrency: 1, deadlineMs: 1000, mix: { wrap: 0 } } }, field: 'scenario.workload.mix' }
 ]
 
