@@ -3,7 +3,9 @@
  * quorum operations (wrap, rewrap, batch rewrap, threshold sign, JWKS) behind one object.
  */
 import { randomBytes } from 'node:crypto'
-import { BadInputError } from '../protocol/errors.ts'
+import { BadInputError, ErrorCode, KeymeshError } from '../protocol/errors.ts'
+import type { Membership } from '../protocol/membership.ts'
+import { fetchNewerMembership, readCachedMembership, writeCachedMembership } from './membership.ts'
 import type { KeySet } from '../protocol/keyset.ts'
 import type { ClusterFile } from '../protocol/cluster.ts'
 import { parseClusterFile, MAX_CLUSTER_FILE_LEN } from '../protocol/cluster.ts'
@@ -31,6 +33,8 @@ import { readTextCapped } from './fsutil.ts'
 export interface ConnectOptions extends TransportOptions {
   /** Key-set cache directory; `false` disables the cache. Default `defaultCacheDir()`. */
   cacheDir?: string | false
+  /** Ask the nodes for a newer membership (cluster.get) at connect. Default false (learned on the first failure). */
+  membership?: boolean
 }
 
 /** Reads and validates a cluster file. Throws BadInputError('cluster' …). */
@@ -43,7 +47,36 @@ export class KeymeshClient {
   /** Key sets of past epochs are immutable: keep the ones already accepted in memory. */
   private readonly keySets = new Map<number, KeySet>()
 
-  private constructor (readonly transport: ClientTransport, readonly cacheDir: string | undefined) {}
+  /** The membership in use (cluster file folded with the reshare orders learned so far). */
+  private membership: Membership
+
+  private constructor (readonly transport: ClientTransport, readonly cacheDir: string | undefined, private readonly genesis: ClusterFile, m: Membership) { this.membership = m }
+
+  /** Revision of the membership in use (1 = the cluster file itself). */
+  get membershipRevision (): number { return this.membership.revision }
+
+  /**
+   * Asks the reachable nodes for a newer membership (cluster.get) and adopts it: the transport
+   * dials the new node list, generations with the new (k, n) are accepted. Returns true when a newer
+   * revision was adopted. Never throws.
+   */
+  async refreshMembership (): Promise<boolean> {
+    const r = await fetchNewerMembership(this.transport, this.genesis, this.membership)
+    if (r.membership === undefined || r.membership.revision <= this.membership.revision) return false
+    try { await this.transport.adoptMembership(r.membership.cluster) } catch { return false }
+    this.membership = r.membership
+    await writeCachedMembership(this.cacheDir, r.membership)
+    return true
+  }
+
+  /** Runs `fn`; when it fails, learns a newer membership and, if one was adopted, runs it once more. */
+  private async withMembership<T> (fn: () => Promise<T>): Promise<T> {
+    try { return await fn() } catch (err) {
+      if (!(err instanceof KeymeshError) || err.code === ErrorCode.BAD_INPUT || err.code === ErrorCode.NOT_AUTHORIZED) throw err
+      if (!(await this.refreshMembership())) throw err
+      return await fn()
+    }
+  }
 
   /**
    * Starts a dial-only host for `cluster` with `identity` (objects or file paths). Connections
@@ -52,10 +85,18 @@ export class KeymeshClient {
   static async connect (cluster: ClusterFile | string, identity: ClientIdentity | string, opts: ConnectOptions = {}): Promise<KeymeshClient> {
     const c = typeof cluster === 'string' ? await loadClusterFile(cluster) : cluster
     const id = typeof identity === 'string' ? await loadIdentity(identity) : identity
-    const t = await ClientTransport.create(c, id, opts)
     const cacheDir = opts.cacheDir === false ? undefined : (opts.cacheDir ?? defaultCacheDir())
-    return new KeymeshClient(t, cacheDir)
+    const m = await readCachedMembership(cacheDir, c)
+    const t = await ClientTransport.create(m.cluster, id, opts)
+    const client = new KeymeshClient(t, cacheDir, c, m)
+    // Opt-in: start from the newest view any reachable node knows (otherwise learned on the first
+    // failed operation, see withMembership; connections stay lazy).
+    if (opts.membership === true) await client.refreshMembership()
+    return client
   }
+
+  /** The client's own cluster file (its trust anchor). */
+  get clusterFile (): ClusterFile { return this.genesis }
 
   get cluster (): ClusterFile { return this.transport.cluster }
   get identity (): ClientIdentity { return this.transport.identity }
@@ -103,10 +144,12 @@ export class KeymeshClient {
 
   /** Recovers an envelope's data key through k nodes (see rewrap.ts). Throws as `rewrap`. */
   async rewrap (e: Envelope, opts: RewrapOptions = {}): Promise<RewrapResult> {
-    const ks = await this.keySet(e.label.epoch)
-    const r = await rewrap(this.transport, ks, e, opts)
-    if (r.keySet !== ks) await this.adoptGeneration(r.keySet)
-    return r
+    return await this.withMembership(async () => {
+      const ks = await this.keySet(e.label.epoch)
+      const r = await rewrap(this.transport, ks, e, opts)
+      if (r.keySet !== ks) await this.adoptGeneration(r.keySet)
+      return r
+    })
   }
 
   /** Batch rewrap of envelopes of one epoch (see rewrap.ts). Throws as `rewrapBatch`, BadInputError for mixed epochs. */
@@ -114,10 +157,12 @@ export class KeymeshClient {
     if (es.length === 0) return { dataKeys: [], failures: [] }
     const epoch = (es[0] as Envelope).label.epoch
     if (es.some(e => e.label.epoch !== epoch)) throw new BadInputError('envelopes', 'all envelopes of a batch must have the same epoch')
-    const ks = await this.keySet(epoch)
-    const r = await rewrapBatch(this.transport, ks, es, opts)
-    if (r.keySet !== undefined && r.keySet !== ks) await this.adoptGeneration(r.keySet)
-    return r
+    return await this.withMembership(async () => {
+      const ks = await this.keySet(epoch)
+      const r = await rewrapBatch(this.transport, ks, es, opts)
+      if (r.keySet !== undefined && r.keySet !== ks) await this.adoptGeneration(r.keySet)
+      return r
+    })
   }
 
   /**
@@ -125,10 +170,12 @@ export class KeymeshClient {
    * in the result is the generation the signers used. Throws as `thresholdSign`.
    */
   async sign (message: Uint8Array, opts: SignOptions & { epoch?: number } = {}): Promise<SignResult> {
-    const ks = await this.keySet(opts.epoch)
-    const r = await thresholdSign(this.transport, ks, message, opts)
-    if (r.keySet !== ks) await this.adoptGeneration(r.keySet)
-    return r
+    return await this.withMembership(async () => {
+      const ks = await this.keySet(opts.epoch)
+      const r = await thresholdSign(this.transport, ks, message, opts)
+      if (r.keySet !== ks) await this.adoptGeneration(r.keySet)
+      return r
+    })
   }
 
   /**

@@ -55,7 +55,8 @@ export function namedGeneration (index: number, id: unknown, trusted: KeySet): s
 function sameGroupKey (a: GroupPublicKey, b: GroupPublicKey): boolean {
   const x = a.commitments[0]
   const y = b.commitments[0]
-  return x !== undefined && y !== undefined && a.commitments.length === b.commitments.length && x.equals(y)
+  // Only the group key (commitments[0]): a reshare changes the number of commitments (k').
+  return x !== undefined && y !== undefined && x.equals(y)
 }
 
 /**
@@ -64,13 +65,19 @@ function sameGroupKey (a: GroupPublicKey, b: GroupPublicKey): boolean {
  * anchor's. (decodeKeySet already checked every point and the verifying shares against the
  * commitments.) Throws VerificationError (no blame: the caller knows who served it).
  */
-export function checkGeneration (trusted: KeySet, candidate: KeySet, id: string): void {
-  if (idOf(candidate) !== id) throw new VerificationError(`key set served for generation ${id.slice(0, 16)}… has another id (${idOf(candidate).slice(0, 16)}…)`)
+export function checkGeneration (trusted: KeySet, candidate: KeySet, id: string, view?: { threshold: number, nodes: readonly unknown[] }): void {
+  if (idOf(candidate) !== id) throw new VerificationError(`key set generation ${id.slice(0, 16)}… has another id (${idOf(candidate).slice(0, 16)}…)`)
   const diff: string[] = []
   if (candidate.clusterId !== trusted.clusterId) diff.push('clusterId')
   if (candidate.epoch !== trusted.epoch) diff.push('epoch')
-  if (candidate.threshold !== trusted.threshold) diff.push('threshold')
-  if (candidate.n !== trusted.n) diff.push('n')
+  // A reshare changes (k, n): accepted only when they are those of the adopted membership `view`
+  // (verified reshare orders, client/membership.ts).
+  const sameKn = candidate.threshold === trusted.threshold && candidate.n === trusted.n
+  const viewKn = view !== undefined && candidate.threshold === view.threshold && candidate.n === view.nodes.length
+  if (!sameKn && !viewKn) {
+    if (candidate.threshold !== trusted.threshold) diff.push('threshold')
+    if (candidate.n !== trusted.n) diff.push('n')
+  }
   if (!sameGroupKey(candidate.wrap, trusted.wrap)) diff.push('wrap key')
   if (!sameGroupKey(candidate.sign, trusted.sign)) diff.push('sign key')
   if (diff.length > 0) throw new VerificationError(`key set generation ${id.slice(0, 16)}… is not a refresh of the trusted key set of epoch ${trusted.epoch} (${diff.join(', ')} differ)`)
@@ -107,7 +114,7 @@ export async function resolveGeneration (t: ClientTransport, trusted: KeySet, id
   if (id === idOf(trusted)) return trusted
   const known = generationMemo.get(t)?.get(id)
   if (known !== undefined) {
-    checkGeneration(trusted, known, id)
+    checkGeneration(trusted, known, id, t.cluster)
     return known
   }
   if (opts.from !== undefined) {
@@ -155,7 +162,7 @@ export async function resolveGeneration (t: ClientTransport, trusted: KeySet, id
 async function fetchWith (t: ClientTransport, trusted: KeySet, id: string, index: number, opts: ResolveOptions): Promise<KeySet> {
   const res = await t.call(index, 'keyset.get', { epoch: trusted.epoch, keySetId: id }, { timeoutMs: opts.timeoutMs ?? 5_000, signal: opts.signal })
   const ks = decodeKeySet(res.keySet)
-  checkGeneration(trusted, ks, id)
+  checkGeneration(trusted, ks, id, t.cluster)
   return ks
 }
 
@@ -224,11 +231,11 @@ export class GenerationGroups<T> {
     return best
   }
 
-  /** The newest group with at least `k` answers, if any: the only set a combine may use. */
-  ready (k: number): GenerationGroup<T> | undefined {
+  /** The newest group with at least `k` answers (k per generation when a function), if any: the only set a combine may use. */
+  ready (k: number | ((keySetId: string) => number)): GenerationGroup<T> | undefined {
     let best: GenerationGroup<T> | undefined
     for (const [id, m] of this.groups()) {
-      if (m.size < k) continue
+      if (m.size < (typeof k === 'number' ? k : k(id))) continue
       if (best === undefined || (this.rank.get(id) as number) > (this.rank.get(best.keySetId) as number)) best = { keySetId: id, answers: m }
     }
     return best
@@ -274,8 +281,12 @@ export class GenerationHedger<T> {
   /** Re-ask rounds run so far (for tests and diagnostics). */
   reasks = 0
 
+  /**
+   * `k`: answers wanted (the largest threshold of any generation expected); `kOf`: the threshold
+   * of one generation (a reshare may change it; default `k` for every generation).
+   */
   constructor (candidates: readonly number[], private readonly k: number, private readonly n: number, deadlineMs: number,
-    private readonly hedgeMs: number, trustedId: string, private readonly ask: GenAskFn<T>) {
+    private readonly hedgeMs: number, trustedId: string, private readonly ask: GenAskFn<T>, private readonly kOf?: (keySetId: string) => number) {
     this.queue = [...candidates]
     this.groups = new GenerationGroups<T>(trustedId)
     this.deadlineTimer = setTimeout(() => { this.expired = true; this.ctl.abort(); this.fail() }, deadlineMs)
@@ -286,7 +297,7 @@ export class GenerationHedger<T> {
 
   /** Resolves with the newest group of ≥ k answers of one generation; rejects with the quorum error. */
   async want (): Promise<GenerationGroup<T>> {
-    const r = this.groups.ready(this.k)
+    const r = this.groups.ready(this.kOf ?? this.k)
     if (r !== undefined) return r
     if (this.expired) throw this.error()
     return await new Promise<GenerationGroup<T>>((resolve, reject) => {
@@ -357,7 +368,7 @@ export class GenerationHedger<T> {
   private check (): void {
     const w = this.waiter
     if (w === undefined) return
-    const r = this.groups.ready(this.k)
+    const r = this.groups.ready(this.kOf ?? this.k)
     if (r !== undefined) {
       this.waiter = undefined
       if (this.hedgeTimer !== undefined) { clearTimeout(this.hedgeTimer); this.hedgeTimer = undefined }

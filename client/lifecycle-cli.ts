@@ -41,6 +41,7 @@ import { newOrder, orderText, pushOrder, readOrderText, refreshSession, signOrde
 import { fetchKeySet } from './keyset-fetch.ts'
 import { idOf } from './generations.ts'
 import type { PushResult } from './lifecycle.ts'
+import { pushReshareAndWait, registerReshareCommands } from './reshare-cli.ts'
 
 function collect (v: string, prev: string[] = []): string[] { return [...prev, v] }
 
@@ -74,6 +75,8 @@ function summary (results: PushResult[]): string {
 }
 
 async function pushAndWait (cluster: ClusterFile, so: SignedOrder, o: { identity?: string, wait?: boolean, timeout?: string, json?: boolean }): Promise<void> {
+  // A reshare is pushed to the CURRENT members and waited for on the new ones (client/reshare-cli.ts).
+  if (so.order.op === 'reshare') { await pushReshareAndWait(cluster, so, o); return }
   const timeoutMs = (int('--timeout', o.timeout, 1, 86_400) ?? 600) * 1000
   await withTransport(cluster, o.identity, async (t) => {
     const t0 = Date.now()
@@ -132,6 +135,7 @@ function cmd (program: Command, name: string): Command {
 /** Registers `cluster rotate`, `cluster refresh`, `cluster order-sign` and `cluster order-push` on `program`. */
 export function registerLifecycleCommands (program: Command): void {
   const cluster = cmd(program, 'cluster')
+  registerReshareCommands(cluster)
 
   cluster.command('rotate')
     .description('start a new key epoch (fresh DKG, same members); older epochs keep decrypting unless retired')

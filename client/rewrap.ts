@@ -110,7 +110,10 @@ interface Opened<P> { p: P, ks: KeySet }
  */
 export async function rewrap (t: ClientTransport, ks: KeySet, e: Envelope, opts: RewrapOptions = {}): Promise<RewrapResult> {
   if (opts.verifyEnvelope === true) verifyEnvelope(ks, e)
-  const k = ks.threshold
+  // A reshare may have given the epoch a generation with another threshold (client/membership.ts).
+  const k = Math.max(ks.threshold, t.cluster.threshold)
+  const gk = new Map<string, number>([[idOf(ks), ks.threshold]])
+  const kOf = (id: string): number => gk.get(id) ?? k
   const envBytes = encodeEnvelope(e)
   const ids = [envelopeId(e)]
   const deadlineMs = opts.deadlineMs ?? 10_000
@@ -119,15 +122,17 @@ export async function rewrap (t: ClientTransport, ks: KeySet, e: Envelope, opts:
     const res = await t.call(index, 'partial', { epoch: ks.epoch, envelope: envBytes, recipient, ...presented(opts, false) }, { timeoutMs: deadlineMs, signal })
     const id = namedGeneration(index, res.keySetId, ks)
     const gks = await resolveGeneration(t, ks, id, { from: index, signal, timeoutMs: deadlineMs })
+    gk.set(id, gks.threshold)
     const p = openSealedPartial(res.sealed, gks, ids, index, t.identity.recipientSecretKey)
     if (Array.isArray(p.D)) throw new VerificationError(`node ${index} returned a batch partial for a single envelope`, [index])
     return { keySetId: id, value: { p: p as Partial, ks: gks } }
-  })
+  }, kOf)
   try {
     for (;;) {
       const group = await h.want()
-      const pick = [...group.answers.values()].slice(0, k)
-      const gks = (pick[0] as Opened<Partial>).ks
+      const first = [...group.answers.values()][0] as Opened<Partial>
+      const pick = [...group.answers.values()].slice(0, first.ks.threshold)
+      const gks = first.ks
       const ps = pick.map(o => o.p)
       try {
         const dataKey = combine(gks, e, ps, { strict: opts.strict === true })
@@ -173,7 +178,10 @@ export async function rewrapBatch (t: ClientTransport, ks: KeySet, es: Envelope[
 async function rewrapSlice (t: ClientTransport, ks: KeySet, es: Envelope[], opts: RewrapOptions): Promise<RewrapBatchResult> {
   if (es.length === 0) return { dataKeys: [], failures: [], keySet: ks }
   if (opts.verifyEnvelope === true) verifyEnvelopes(ks, es)
-  const k = ks.threshold
+  // A reshare may have given the epoch a generation with another threshold (client/membership.ts).
+  const k = Math.max(ks.threshold, t.cluster.threshold)
+  const gk = new Map<string, number>([[idOf(ks), ks.threshold]])
+  const kOf = (id: string): number => gk.get(id) ?? k
   const envBytes = es.map(encodeEnvelope)
   const ids = es.map(envelopeId)
   const deadlineMs = opts.deadlineMs ?? 10_000 + 10 * es.length
@@ -182,15 +190,17 @@ async function rewrapSlice (t: ClientTransport, ks: KeySet, es: Envelope[], opts
     const res = await t.call(index, 'partial.batch', { epoch: ks.epoch, envelopes: envBytes, recipient, ...presented(opts, true) }, { timeoutMs: deadlineMs, signal })
     const id = namedGeneration(index, res.keySetId, ks)
     const gks = await resolveGeneration(t, ks, id, { from: index, signal, timeoutMs: deadlineMs })
+    gk.set(id, gks.threshold)
     const p = openSealedPartial(res.sealed, gks, ids, index, t.identity.recipientSecretKey)
     if (!Array.isArray(p.D)) throw new VerificationError(`node ${index} returned a single partial for a batch`, [index])
     return { keySetId: id, value: { p: p as BatchPartial, ks: gks } }
-  })
+  }, kOf)
   try {
     for (;;) {
       const group = await h.want()
-      const pick = [...group.answers.values()].slice(0, k)
-      const gks = (pick[0] as Opened<BatchPartial>).ks
+      const first = [...group.answers.values()][0] as Opened<BatchPartial>
+      const pick = [...group.answers.values()].slice(0, first.ks.threshold)
+      const gks = first.ks
       try {
         return { dataKeys: combineBatch(gks, es, pick.map(o => o.p), { strict: opts.strict === true }), failures: [...h.failures], keySet: gks }
       } catch (err) {

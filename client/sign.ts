@@ -61,8 +61,10 @@ export interface SignResult {
  * (message too large for the RPC).
  */
 export async function thresholdSign (t: ClientTransport, ks: KeySet, message: Uint8Array, opts: SignOptions = {}): Promise<SignResult> {
-  const k = ks.threshold
-  const n = ks.n
+  // A reshare may have given the epoch a generation with another (k, n) (client/membership.ts).
+  const k = Math.max(ks.threshold, t.cluster.threshold)
+  const n = Math.max(ks.n, t.cluster.nodes.length)
+  const gk = new Map<string, number>([[idOf(ks), ks.threshold]])
   const deadlineAt = Date.now() + (opts.deadlineMs ?? 10_000)
   const excluded = new Set<number>(opts.exclude ?? [])
   const failures: NodeFailure[] = []
@@ -79,16 +81,18 @@ export async function thresholdSign (t: ClientTransport, ks: KeySet, message: Ui
       const res = await t.call(index, 'frost.commit', { epoch: ks.epoch, session }, { timeoutMs: remainingMs, signal })
       const id = namedGeneration(index, res.keySetId, ks)
       const gks = await resolveGeneration(t, ks, id, { from: index, signal, timeoutMs: remainingMs })
+      gk.set(id, gks.threshold)
       const c = decodeSigningCommitment(res.commitment)
       if (c.index !== index) throw new VerificationError(`node ${index} sent a commitment for index ${c.index}`, [index])
       return { keySetId: id, value: { c, ks: gks } }
-    })
+    }, id => gk.get(id) ?? k)
     let commitments: SigningCommitment[]
     let gks: KeySet
     let genId: string
     try {
       const group = await h.want()
-      const picked = [...group.answers.values()].sort((a, b) => a.c.index - b.c.index).slice(0, k)
+      const gsz = ([...group.answers.values()][0] as { ks: KeySet }).ks.threshold
+      const picked = [...group.answers.values()].sort((a, b) => a.c.index - b.c.index).slice(0, gsz)
       commitments = picked.map(x => x.c)
       gks = (picked[0] as { ks: KeySet }).ks
       genId = group.keySetId

@@ -59,29 +59,53 @@ export interface TransportOptions {
 
 interface NodeAddr { index: number, peerId: PeerId, addrs: Multiaddr[] }
 
+function nodeAddrs (cluster: ClusterFile): Map<number, NodeAddr> {
+  const nodes = new Map<number, NodeAddr>()
+  for (const n of cluster.nodes) {
+    let peerId: PeerId
+    try { peerId = peerIdFromString(n.peerId) } catch { throw new BadInputError(`cluster.nodes[${n.index - 1}].peerId`, 'not a valid PeerId') }
+    const addrs = n.addresses.map(a => multiaddr(`${a}/p2p/${n.peerId}`))
+    nodes.set(n.index, { index: n.index, peerId, addrs })
+  }
+  return nodes
+}
+
 /**
  * A dial-only RPC client for one cluster. Create with `ClientTransport.create`, close with
  * `close()` (idempotent). Safe to use concurrently.
  */
 export class ClientTransport {
   private constructor (
-    readonly cluster: ClusterFile,
+    private current: ClusterFile,
     readonly identity: ClientIdentity,
     private readonly host: Libp2p,
-    private readonly nodes: Map<number, NodeAddr>
+    private nodes: Map<number, NodeAddr>,
+    private readonly allowed: Set<string>
   ) {}
+
+  /** The cluster view in use: the cluster file, or the membership adopted after a reshare. */
+  get cluster (): ClusterFile { return this.current }
+
+  /**
+   * Switches to another view of the same cluster (a membership adopted after a reshare,
+   * client/membership.ts): node indices, PeerIds and addresses are replaced; the gater admits
+   * exactly the new nodes. Throws BadInputError for an unusable node entry or another cluster id.
+   */
+  async adoptMembership (cluster: ClusterFile): Promise<void> {
+    if (cluster.clusterId !== this.current.clusterId) throw new BadInputError('cluster.clusterId', 'another cluster')
+    const nodes = nodeAddrs(cluster)
+    for (const n of nodes.values()) await this.host.peerStore.merge(n.peerId, { multiaddrs: n.addrs })
+    this.allowed.clear()
+    for (const n of cluster.nodes) this.allowed.add(n.peerId)
+    this.nodes = nodes
+    this.current = cluster
+  }
 
   /**
    * Starts the host. Throws BadInputError('cluster') when a node address cannot be used.
    */
   static async create (cluster: ClusterFile, identity: ClientIdentity, opts: TransportOptions = {}): Promise<ClientTransport> {
-    const nodes = new Map<number, NodeAddr>()
-    for (const n of cluster.nodes) {
-      let peerId: PeerId
-      try { peerId = peerIdFromString(n.peerId) } catch { throw new BadInputError(`cluster.nodes[${n.index - 1}].peerId`, 'not a valid PeerId') }
-      const addrs = n.addresses.map(a => multiaddr(`${a}/p2p/${n.peerId}`))
-      nodes.set(n.index, { index: n.index, peerId, addrs })
-    }
+    const nodes = nodeAddrs(cluster)
     const allowed = new Set(cluster.nodes.map(n => n.peerId))
     const deny = (p: PeerId): boolean => !allowed.has(p.toString())
     const gater: ConnectionGater = {
@@ -103,7 +127,7 @@ export class ClientTransport {
     for (const n of nodes.values()) {
       await host.peerStore.merge(n.peerId, { multiaddrs: n.addrs })
     }
-    return new ClientTransport(cluster, identity, host, nodes)
+    return new ClientTransport(cluster, identity, host, nodes, allowed)
   }
 
   /** Durations (ms) of the last LATENCY_WINDOW successful calls, per operation (for hedging). */

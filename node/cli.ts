@@ -2,7 +2,7 @@
  * Node-side CLI commands, registered onto the program built in bin/keymesh.ts:
  *
  *   keymesh node init   --data DIR [--listen MULTIADDR ...] (--passphrase-file F | --key-file F | --insecure-dev-passphrase) [--json]
- *   keymesh node start  --data DIR --cluster FILE [--listen MULTIADDR ...] (key source) [--log-level L] [--max-request-ms MS] [--max-inflight N]
+ *   keymesh node start  --data DIR --cluster FILE [--join ORDER] [--listen MULTIADDR ...] (key source) [--log-level L] [--max-request-ms MS] [--max-inflight N]
  *   keymesh cluster genesis --threshold K --node PEERID@MULTIADDR[,MULTIADDR] ... [--admin NAME=PUBKEY ...] [--admin-threshold N] [--client [NAME=]PEERID ...] --out FILE
  *   keymesh status --cluster FILE [--identity FILE] [--timeout MS] [--json]
  *
@@ -30,6 +30,7 @@ import { initNode, loadClusterFile, runNode } from './service.ts'
 import { loadClientIdentity, peerIdOf } from './identity.ts'
 import { createHost } from './host.ts'
 import { nodeDialAddrs, rpcCall } from './peer-caller.ts'
+import { foldMembership } from '../protocol/membership.ts'
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
 
@@ -86,12 +87,29 @@ export interface StatusRow {
  * Queries `status` on every node of the cluster with the given client key (or a throw-away key).
  * Never throws for an unreachable node: its row says why.
  */
-export async function clusterStatus (cluster: ClusterFile, identityPath: string | undefined, timeoutMs: number): Promise<StatusRow[]> {
+export async function clusterStatus (genesis: ClusterFile, identityPath: string | undefined, timeoutMs: number, view?: { cluster: ClusterFile, revision: number }): Promise<StatusRow[]> {
+  let cluster = genesis
   const peerKey = identityPath !== undefined ? (await loadClientIdentity(identityPath)).peerKey : await generateKeyPair('Ed25519')
   const nodeIds = new Set(cluster.nodes.map(n => n.peerId))
   const host = await createHost({ privateKey: peerKey, listen: [], allow: pid => nodeIds.has(pid) })
   try {
     void peerIdOf(peerKey)
+    // After reshares the members are the cluster file folded with the committed reshare orders
+    // (docs/PROTOCOL.md §11.8): ask the nodes (cluster.get), verify with the file's admins.
+    let best = foldMembership(genesis, [])
+    for (let round = 0; round < 4; round++) {
+      const answers = await Promise.all(best.cluster.nodes.map(async n => await rpcCall(host, nodeDialAddrs(n), 'cluster.get', { have: best.revision }, { ttlMs: Math.min(timeoutMs, 2_000) }).catch(() => undefined)))
+      let next = best
+      for (const a of answers) {
+        if (a?.orders === undefined || a.revision <= next.revision) continue
+        try { next = foldMembership(genesis, a.orders) } catch { /* not signed by the admins: ignored */ }
+      }
+      if (next.revision === best.revision) break
+      best = next
+      for (const n of best.cluster.nodes) nodeIds.add(n.peerId)
+    }
+    cluster = best.cluster
+    if (view !== undefined) { view.cluster = best.cluster; view.revision = best.revision }
     return await Promise.all(cluster.nodes.map(async (n): Promise<StatusRow> => {
       const t0 = Date.now()
       try {
@@ -137,7 +155,8 @@ export function registerNodeCommands (program: Command): void {
   addKeySourceOptions(node.command('start')
     .description('start the node daemon (structured JSON logs on stderr; stops on SIGTERM/SIGINT)')
     .requiredOption('--data <dir>', 'node data directory made by `node init`')
-    .requiredOption('--cluster <file>', 'cluster file')
+    .requiredOption('--cluster <file>', 'cluster file (genesis; the membership after reshares is kept in DATA/membership.json)')
+    .option('--join <order>', 'a NEW node: the signed reshare order that adds it (ignored once it is a member)')
     .option('--listen <multiaddr>', 'listen address (default: this node\'s addresses in the cluster file); repeatable', collect))
     .option('--log-level <level>', 'debug|info|warn|error', 'info')
     .option('--max-request-ms <ms>', 'server cap on any request deadline')
@@ -189,15 +208,17 @@ export function registerNodeCommands (program: Command): void {
     .option('--timeout <ms>', 'per-node timeout', '5000')
     .option('--json', 'print JSON')
     .action(async (o: { cluster: string, identity?: string, timeout: string, json?: boolean }) => {
-      const cluster = await loadClusterFile(o.cluster)
+      const genesis = await loadClusterFile(o.cluster)
       if (!/^\d+$/.test(o.timeout)) throw new BadInputError('--timeout', 'expected milliseconds')
       const timeout = Math.min(Math.max(Number(o.timeout), 100), 60_000)
-      const rows = await clusterStatus(cluster, o.identity, timeout)
+      const view = { cluster: genesis, revision: 1 }
+      const rows = await clusterStatus(genesis, o.identity, timeout, view)
+      const cluster = view.cluster
       const ok = rows.filter(r => r.reachable).length
       if (o.json === true) {
         print(true, { clusterId: cluster.clusterId, threshold: cluster.threshold, reachable: ok, nodes: rows }, '')
       } else {
-        let out = `cluster ${cluster.clusterId}: ${ok}/${rows.length} nodes reachable (threshold ${cluster.threshold})\n`
+        let out = `cluster ${cluster.clusterId}: ${ok}/${rows.length} nodes reachable (threshold ${cluster.threshold}${view.revision > 1 ? `, membership revision ${view.revision}` : ''})\n`
         for (const r of rows) {
           if (r.status !== undefined) {
             const s = r.status

@@ -19,6 +19,8 @@ export interface NodeConfig {
   dataDir: string
   /** Absolute path of the cluster file (undefined for `node init`). */
   clusterPath?: string
+  /** Absolute path of a signed reshare order this NEW node joins by (`node start --join`). */
+  joinPath?: string
   /** Listen multiaddrs; default: the node's own addresses from the cluster file. */
   listen: string[]
   storageKey: StorageKeySource
@@ -56,6 +58,7 @@ export function dataPaths (dataDir: string): { identity: string, storageParams: 
 export interface NodeCliOptions {
   data?: string
   cluster?: string
+  join?: string
   listen?: string[]
   passphraseFile?: string
   keyFile?: string
@@ -94,5 +97,6 @@ export function configFromOptions (o: NodeCliOptions, needCluster: boolean): Nod
     logLevel: level as LogLevel
   }
   if (o.cluster !== undefined) cfg.clusterPath = abs(o.cluster)
+  if (o.join !== undefined && o.join !== '') cfg.joinPath = abs(o.join)
   return cfg
 }

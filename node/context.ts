@@ -9,7 +9,7 @@
  * (foreign errors become INTERNAL) and never sends the message to the peer.
  */
 import type { RpcOp, RequestBodies, ResponseBodies, DkgState } from '../protocol/rpc.ts'
-import type { ClusterFile } from '../protocol/cluster.ts'
+import type { ClusterFile, ClusterNode } from '../protocol/cluster.ts'
 import type { NodeConfig } from './config.ts'
 import type { NodeStore } from './store.ts'
 import type { Logger } from './log.ts'
@@ -41,6 +41,8 @@ export interface PeerCaller {
    * BAD_INPUT('index') for an unknown index or the node itself.
    */
   call: <O extends RpcOp>(index: number, op: O, body: RequestBodies[O], opts?: { signal?: AbortSignal, ttlMs?: number }) => Promise<ResponseBodies[O]>
+  /** Calls `op` on any node given by PeerId and addresses (members of another view during a reshare). Throws as `call`. */
+  callNode?: <O extends RpcOp>(node: ClusterNode, op: O, body: RequestBodies[O], opts?: { signal?: AbortSignal, ttlMs?: number }) => Promise<ResponseBodies[O]>
 }
 
 /** Mutable DKG status shown by `status`. */
@@ -65,4 +67,14 @@ export interface NodeContext {
   dkgStatus: DkgStatus
   /** Aborts when the node shuts down (background work such as the DKG ceremony should stop). */
   shutdownSignal: AbortSignal
+  /** The membership chain this node serves with `cluster.get` (absent = genesis, revision 1). */
+  membership?: { revision: number, orders: string[] }
+  /** The genesis cluster file (`--cluster`); ctx.cluster is genesis folded with the membership chain. */
+  genesis?: ClusterFile
+  /**
+   * Asks the node service to stop this instance and start again under the current membership
+   * (after a reshare commit; `delayMs` staggers the nodes), or to stop for good (`stop`: a node
+   * removed by a reshare). Absent in bare test contexts. Never throws.
+   */
+  requestRestart?: (how: 'reload' | 'stop', delayMs: number) => void
 }

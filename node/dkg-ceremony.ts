@@ -589,7 +589,10 @@ export function dkgEnvFromContext (ctx: NodeContext): DkgEnv {
  */
 export async function startDkgIfNeeded (ctx: NodeContext): Promise<void> {
   const session = dkgSessionId(1, 0)
-  const id = await ctx.store.getKeySetId(1)
+  // A node that joined by a reshare may hold no epoch-1 key set (retired before it joined): any
+  // committed epoch means the initial DKG is over.
+  const cur = await ctx.store.currentEpoch()
+  const id = await ctx.store.getKeySetId(cur ?? 1)
   if (id !== undefined) {
     if ((await ctx.store.listDkg(session)).length > 0) await ctx.store.deleteDkg(session)
     ctx.dkgStatus = { state: 'done', detail: `keySetId ${id}` }

@@ -81,6 +81,11 @@ export class Governance {
   readonly #dir: string
   readonly #self: string
   readonly #nodeIds: Set<string>
+  /**
+   * Extra node PeerIds admitted while a reshare order is pending (the union of the old and new
+   * members; node/lifecycle/transition.ts). Mutable; empty otherwise.
+   */
+  transitionPeers = new Set<string>()
   #policy: Policy | undefined
   #text: string | undefined
   #host: Libp2p | undefined
@@ -159,7 +164,7 @@ export class Governance {
   /** Gater: may `peerId` connect (or be dialed)? Nodes always; clients per policy (or bootstrap). Never throws. */
   allowPeer (peerId: string): boolean {
     if (peerId === this.#self) return false
-    if (this.#nodeIds.has(peerId)) return true
+    if (this.#nodeIds.has(peerId) || this.transitionPeers.has(peerId)) return true
     const d = this.decide({ peerId, kind: 'client' }, 'connect')
     if (!d.allow) this.#recordRefusedConnection(peerId, d.reason, d.role)
     return d.allow

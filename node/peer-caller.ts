@@ -94,4 +94,11 @@ export class Libp2pPeerCaller implements PeerCaller {
     if (opts.signal !== undefined) o.signal = opts.signal
     return await rpcCall(this.host, nodeDialAddrs(node), op, body, o)
   }
+
+  /** See PeerCaller.callNode. */
+  async callNode<O extends RpcOp> (node: ClusterNode, op: O, body: RequestBodies[O], opts: { signal?: AbortSignal, ttlMs?: number } = {}): Promise<ResponseBodies[O]> {
+    const o: { signal?: AbortSignal, ttlMs: number } = { ttlMs: opts.ttlMs ?? this.defaultTtlMs }
+    if (opts.signal !== undefined) o.signal = opts.signal
+    return await rpcCall(this.host, nodeDialAddrs(node), op, body, o)
+  }
 }

@@ -33,6 +33,9 @@ const WRITE_TIMEOUT_MS = 10_000
 export function callerOf (ctx: NodeContext, peerId: string): Caller | undefined {
   const node = nodeByPeerId(ctx.cluster, peerId)
   if (node !== undefined) return { peerId, kind: 'node', index: node.index }
+  // A member of the other view of a pending reshare (a joining or removed node): a node, without
+  // an index in this node's view (node/lifecycle/transition.ts).
+  if (governanceOf(ctx)?.transitionPeers.has(peerId) === true) return { peerId, kind: 'node' }
   const client = ctx.cluster.clients.find(c => c.peerId === peerId)
   if (client !== undefined) return { peerId, kind: 'client', name: client.name }
   // Identities enrolled by the signed policy (node/governance.ts) need not be in the cluster file.

@@ -18,6 +18,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { ErrorCode, KeymeshError } from '../protocol/errors.ts'
 import { nodeByPeerId, parseClusterFile } from '../protocol/cluster.ts'
 import type { ClusterFile } from '../protocol/cluster.ts'
+import { NotAuthorizedError } from '../protocol/errors.ts'
+import { applyReshare, describeOrder, foldMembership } from '../protocol/membership.ts'
+import type { Membership } from '../protocol/membership.ts'
+import { parseSignedOrder, verifySignedOrder } from '../protocol/order.ts'
+import { readMembership } from './lifecycle/membership-file.ts'
+import { readLifecycleState } from './lifecycle/state.ts'
 import { dataPaths } from './config.ts'
 import type { NodeConfig, StorageKeySource } from './config.ts'
 import { createNodeIdentity, loadNodeIdentity, peerIdOf } from './identity.ts'
@@ -90,6 +96,53 @@ export interface RunningNode {
   host: Libp2p
   /** Stops everything; idempotent; never throws. */
   stop: () => Promise<void>
+  /** Resolves when the node asks to be reloaded under a new membership or stopped for good (removed). */
+  restartRequested: Promise<{ how: 'reload' | 'stop', delayMs: number }>
+}
+
+/**
+ * How this node stands in its cluster at start: a member of the effective view, a node joining by
+ * a reshare order, or a node removed by a committed reshare. Throws KeymeshError (BAD_INPUT for a
+ * bad --join order or a PeerId in no view; INTERNAL for a corrupt membership/lifecycle file).
+ */
+async function standing (cfg: NodeConfig, genesis: ClusterFile, peerId: string, log: Logger): Promise<
+  | { kind: 'member', membership: Membership }
+  | { kind: 'joining', membership: Membership, text: string, view: ClusterFile }
+  | { kind: 'removed', membership: Membership, by: string }> {
+  const membership = await readMembership(cfg.dataDir, genesis)
+  if (nodeByPeerId(membership.cluster, peerId) !== undefined) {
+    if (cfg.joinPath !== undefined) log.info('--join ignored: this node is a member of the cluster (membership revision ' + String(membership.revision) + ')')
+    return { kind: 'member', membership }
+  }
+  // Removed by a committed order of the chain: it was a member before the order, not after.
+  let prev = genesis
+  for (const [i, text] of membership.orders.entries()) {
+    const next = foldMembership(genesis, membership.orders.slice(0, i + 1)).cluster
+    if (nodeByPeerId(prev, peerId) !== undefined && nodeByPeerId(next, peerId) === undefined) return { kind: 'removed', membership, by: text }
+    prev = next
+  }
+  let text: string | undefined
+  if (cfg.joinPath !== undefined) {
+    try { text = await readFile(cfg.joinPath, 'utf8') } catch (e) {
+      throw new KeymeshError(ErrorCode.BAD_INPUT, `cannot read --join ${cfg.joinPath}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`)
+    }
+  } else {
+    const pending = (await readLifecycleState(cfg.dataDir)).pending
+    if (pending !== null) text = pending
+  }
+  if (text === undefined) {
+    throw new KeymeshError(ErrorCode.BAD_INPUT, `this node's PeerId ${peerId} is not a node of cluster file ${cfg.clusterPath ?? ''} (membership revision ${membership.revision}); a new node joins with --join <signed reshare order>`)
+  }
+  let view: ClusterFile
+  try {
+    const order = verifySignedOrder(parseSignedOrder(text), genesis)
+    if (order.op !== 'reshare') throw new KeymeshError(ErrorCode.BAD_INPUT, `expected a reshare order, got ${order.op}`)
+    view = applyReshare(membership.cluster, order)
+  } catch (e) {
+    throw new KeymeshError(ErrorCode.BAD_INPUT, `--join order: ${e instanceof Error ? e.message : 'invalid'}`, { cause: e })
+  }
+  if (nodeByPeerId(view, peerId) === undefined) throw new KeymeshError(ErrorCode.BAD_INPUT, `--join order does not list this node (PeerId ${peerId}) among its members`)
+  return { kind: 'joining', membership, text, view }
 }
 
 /** Signature of the optional DKG hook in node/dkg-ceremony.ts. */
@@ -121,14 +174,23 @@ export async function startNode (cfg: NodeConfig, opts: { log?: Logger, faults?:
   if (!existsSync(cfg.dataDir)) {
     throw new KeymeshError(ErrorCode.BAD_INPUT, `data directory ${cfg.dataDir} does not exist. Run \`keymesh node init --data ${cfg.dataDir}\` for a new node, or restore it from backup`)
   }
-  const cluster = await loadClusterFile(cfg.clusterPath)
+  const genesis = await loadClusterFile(cfg.clusterPath)
   const privateKey = await loadNodeIdentity(p.identity)
   const peerId = peerIdOf(privateKey)
-  const self = nodeByPeerId(cluster, peerId)
-  if (self === undefined) {
-    throw new KeymeshError(ErrorCode.BAD_INPUT, `this node's PeerId ${peerId} (from ${p.identity}) is not a node of cluster file ${cfg.clusterPath}`)
-  }
+  const st = await standing(cfg, genesis, peerId, log)
   if (cfg.storageKey.kind === 'insecure-dev') process.stderr.write(INSECURE_DEV_WARNING + '\n')
+  if (st.kind === 'removed') {
+    // Defence in depth: the shares were deleted when the removal finished; delete again if a crash
+    // came in between, then refuse to start.
+    const key = await unlockStorageKey(cfg.storageKey, p.storageParams, { warn: m => { log.warn(m) } })
+    const store = await LevelNodeStore.open(p.db, key)
+    try { await store.deleteAllShares() } finally { await store.close() }
+    const o = parseSignedOrder(st.by).order
+    throw new NotAuthorizedError(`this node was removed from the cluster by reshare order ${describeOrder(st.by)}; its shares were deleted; remove it from your deployment (order nonce ${o.nonce})`)
+  }
+  const cluster = st.kind === 'joining' ? st.view : st.membership.cluster
+  const self = nodeByPeerId(cluster, peerId)
+  if (self === undefined) throw new KeymeshError(ErrorCode.INTERNAL, 'node not in its own view')
   const key = await unlockStorageKey(cfg.storageKey, p.storageParams, { warn: m => { log.warn(m) } })
   const store = await LevelNodeStore.open(p.db, key)
   const nlog = log.child({ node: self.index })
@@ -162,8 +224,13 @@ export async function startNode (cfg: NodeConfig, opts: { log?: Logger, faults?:
     startedAt: Date.now(),
     version: await keymeshVersion(),
     dkgStatus: { state: 'idle' },
-    shutdownSignal: shutdown.signal
+    shutdownSignal: shutdown.signal,
+    membership: { revision: st.membership.revision, orders: st.membership.orders },
+    genesis
   }
+  let requestRestart: (r: { how: 'reload' | 'stop', delayMs: number }) => void = () => {}
+  const restartRequested = new Promise<{ how: 'reload' | 'stop', delayMs: number }>(resolve => { requestRestart = resolve })
+  ctx.requestRestart = (how, delayMs) => { requestRestart({ how, delayMs }) }
   // Test-only fault injection (node/faults.ts): set only by test/fixtures/lying-node.ts; the CLI never passes it.
   if (opts.faults !== undefined) Object.assign(ctx, { faults: opts.faults })
   let server: RpcServer
@@ -191,9 +258,37 @@ export async function startNode (cfg: NodeConfig, opts: { log?: Logger, faults?:
     peerId,
     index: self.index,
     clusterId: cluster.clusterId,
+    threshold: cluster.threshold,
+    n: cluster.nodes.length,
+    membershipRevision: st.membership.revision,
+    joining: st.kind === 'joining',
     addresses: host.getMultiaddrs().map(a => a.toString()),
     keySource: describeKeySource(cfg.storageKey)
   })
+  if (st.kind === 'member' && st.membership.orders.length > 0) {
+    // Members removed by the LAST reshare may still be confirming its commit (reshare.result) after
+    // this node reloaded: keep admitting them as nodes without an index (every other node-only op
+    // needs an index or a session they are a member of).
+    const prev = foldMembership(genesis, st.membership.orders.slice(0, -1)).cluster
+    const removed = prev.nodes.filter(n => nodeByPeerId(cluster, n.peerId) === undefined)
+    if (removed.length > 0) {
+      const { setTransition } = await import('./lifecycle/transition.ts')
+      setTransition(ctx, removed)
+    }
+  }
+  if (st.kind === 'member') {
+    // A member that was down during a reshare that removed it never saw the order: ask the others
+    // for a newer membership (the members of a last reshare still admit the nodes it removed).
+    checkRemovedWhileDown(ctx, genesis, st.membership).catch((e: unknown) => { nlog.warn('membership check failed', { error: e as Error }) })
+  }
+  if (st.kind === 'joining') {
+    // No DKG hook: a joining node gets its shares from the reshare, never from a DKG.
+    joinCluster(ctx, st.membership, st.text, genesis).catch((e: unknown) => {
+      ctx.dkgStatus = { state: 'failed', detail: `join: ${e instanceof Error ? e.message : 'error'}`.slice(0, 240) }
+      nlog.error('cannot join the cluster', { error: e as Error })
+    })
+    return { ctx, host, stop, restartRequested }
+  }
   try {
     const hook = await loadDkgHook(nlog)
     if (hook !== undefined) {
@@ -205,7 +300,69 @@ export async function startNode (cfg: NodeConfig, opts: { log?: Logger, faults?:
   } catch (e) {
     nlog.error('cannot load the DKG ceremony', { error: e as Error })
   }
-  return { ctx, host, stop }
+  return { ctx, host, stop, restartRequested }
+}
+
+/**
+ * Best effort, once at start: asks the other nodes of this node's view for a newer membership
+ * (cluster.get). When a chain that verifies against the genesis admins extends ours and no longer
+ * lists this node, the node was removed while it was down: it deletes its shares, records the
+ * chain and stops (the next start refuses with exit 3). Throws only on a store or file failure.
+ */
+async function checkRemovedWhileDown (ctx: NodeContext, genesis: ClusterFile, local: Membership): Promise<void> {
+  const others = ctx.cluster.nodes.filter(n => n.peerId !== ctx.peerId)
+  const answers = await Promise.all(others.map(async n => await ctx.peers.callNode?.(n, 'cluster.get', { have: local.revision }, { ttlMs: 3_000, signal: ctx.shutdownSignal }).catch(() => undefined)))
+  let best: Membership | undefined
+  for (const a of answers) {
+    if (a?.orders === undefined || a.revision <= local.revision) continue
+    let m: Membership
+    try { m = foldMembership(genesis, a.orders) } catch { continue }
+    if (local.orders.some((o, x) => m.orders[x] !== o)) continue
+    if (best === undefined || m.revision > best.revision) best = m
+  }
+  if (best === undefined || nodeByPeerId(best.cluster, ctx.peerId) !== undefined || ctx.shutdownSignal.aborted) return
+  const by = best.orders.find((_, x) => nodeByPeerId(foldMembership(genesis, best.orders.slice(0, x + 1)).cluster, ctx.peerId) === undefined) ?? ''
+  ctx.log.error('THIS NODE WAS REMOVED FROM THE CLUSTER by a reshare order while it was down; its shares are deleted now; it stops. Remove it from your deployment', { order: describeOrder(by), revision: best.revision })
+  await ctx.store.deleteAllShares()
+  const { writeMembership } = await import('./lifecycle/membership-file.ts')
+  await writeMembership(ctx.config.dataDir, genesis.clusterId, best.orders)
+  ctx.requestRestart?.('stop', 0)
+}
+
+/**
+ * A joining node: learns the latest membership chain from the order's members and its own view
+ * (cluster.get; the highest revision that folds against the genesis admins and does not already
+ * contain the order), then accepts the order as a receiver. Throws on a state-file failure.
+ */
+async function joinCluster (ctx: NodeContext, local: Membership, text: string, genesis: ClusterFile): Promise<void> {
+  const order = parseSignedOrder(text).order
+  const targets = [...(order.params.members ?? []), ...local.cluster.nodes].filter((n, i, a) => n.peerId !== ctx.peerId && a.findIndex(x => x.peerId === n.peerId) === i)
+  let best = local
+  const { setTransition } = await import('./lifecycle/transition.ts')
+  setTransition(ctx, targets.filter(n => !ctx.cluster.nodes.some(x => x.peerId === n.peerId)))
+  for (let round = 0; !ctx.shutdownSignal.aborted; round++) {
+    let answered = 0
+    await Promise.all(targets.map(async n => {
+      try {
+        const r = await ctx.peers.callNode?.(n, 'cluster.get', { have: 0 }, { ttlMs: 2_000, signal: ctx.shutdownSignal })
+        if (r?.orders === undefined) return
+        const m = foldMembership(genesis, r.orders)
+        if (m.orders.some(o => parseSignedOrder(o).order.nonce === order.nonce)) return
+        answered++
+        if (m.revision > best.revision) best = m
+      } catch { /* unreachable or not yet admitting us */ }
+    }))
+    if (answered > 0) break
+    await new Promise(resolve => setTimeout(resolve, Math.min(2_000, 200 * (round + 1))))
+  }
+  if (ctx.shutdownSignal.aborted) return
+  ctx.log.info('join: membership learned', { revision: best.revision, oldNodes: best.cluster.nodes.length, oldThreshold: best.cluster.threshold })
+  const { acceptJoin } = await import('./lifecycle/manager.ts')
+  const r = await acceptJoin(ctx, text, best.cluster, best.orders)
+  if (!r.accepted) {
+    ctx.dkgStatus = { state: 'failed', detail: `join refused: ${r.detail}`.slice(0, 240) }
+    ctx.log.error('join order refused', { code: r.code ?? null, detail: r.detail })
+  }
 }
 
 /**
@@ -213,11 +370,29 @@ export async function startNode (cfg: NodeConfig, opts: { log?: Logger, faults?:
  * Throws what startNode throws.
  */
 export async function runNode (cfg: NodeConfig): Promise<void> {
-  const node = await startNode(cfg)
+  let node = await startNode(cfg)
   const onSignal = (sig: string): void => {
     node.ctx.log.info('signal', { signal: sig })
     node.stop().then(() => process.exit(0), () => process.exit(1))
   }
+  // Reshare: reload under the new membership (same process), or stop for good when removed.
+  const loop = async (): Promise<void> => {
+    for (;;) {
+      const r = await node.restartRequested
+      if (r.how === 'stop') {
+        await node.stop()
+        process.exit(0)
+      }
+      node.ctx.log.info('reloading under the new membership', { delayMs: r.delayMs })
+      await new Promise(resolve => setTimeout(resolve, r.delayMs))
+      await node.stop()
+      node = await startNode(cfg)
+    }
+  }
+  loop().catch((e: unknown) => {
+    process.stderr.write(`error: reload failed: ${e instanceof Error ? e.message : String(e)}\n`)
+    process.exit(1)
+  })
   // A stray rejected promise inside a library (e.g. a stream torn down by a misbehaving peer) must
   // not take the node down: log it and keep serving. Synchronous exceptions still crash (and the
   // service manager restarts the node).

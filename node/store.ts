@@ -22,7 +22,7 @@ import { aint, concat, fromHex, u16, u32 } from '../protocol/bytes.ts'
 import { decodeScalar, encodeScalar } from '../protocol/group.ts'
 import { decodeKeySet, encodeKeySet, keySetId } from '../protocol/keyset.ts'
 import type { KeySet, KeyShare } from '../protocol/keyset.ts'
-import { validateDkgSession, validateRefreshSession } from '../protocol/rpc.ts'
+import { validateDkgSession, validateRefreshSession, validateReshareSession } from '../protocol/rpc.ts'
 import { MAX_NODES } from '../protocol/constants.ts'
 import {
   LAYOUT_VERSION, META_EPOCH, META_LAYOUT, META_POLICY_FLOOR, SECRET_PREFIX, dkgEpochPrefix, dkgKey, dkgPrefix,
@@ -91,6 +91,22 @@ export interface NodeStore {
    * in 1..n, and no epoch appears twice.
    */
   replaceGenerations: (entries: Array<{ keySet: KeySet, wrapShare: KeyShare, signShare: KeyShare }>, session?: string) => Promise<void>
+  /**
+   * Reshare commit (docs/PROTOCOL.md §11.8): like replaceGenerations, but threshold, n and this
+   * node's share index may change, and the epoch need not exist here yet (a joining node). For
+   * every entry: the new key set becomes current, the base (outgoing) and new generations are
+   * recorded under keysetgen/, both shares are replaced; the current epoch becomes the highest
+   * entry epoch when higher; every entry of session `session` is deleted except its public result
+   * record, written as `result` — ONE level batch. Throws KeymeshError(BAD_INPUT) when an entry's
+   * group keys or clusterId differ from its base, the stored current key set (if any) is not the
+   * base, share indices disagree or lie outside 1..n, or an epoch appears twice.
+   */
+  commitReshare: (entries: Array<{ keySet: KeySet, base: KeySet, wrapShare: KeyShare, signShare: KeyShare }>, session: string, result: Uint8Array) => Promise<void>
+  /**
+   * Deletes every share of every epoch (and every entry of session `session`, except its
+   * `result` record) in ONE batch: a node removed by a reshare. Key sets stay (public). Throws the level error.
+   */
+  deleteAllShares: (session?: string) => Promise<void>
   /** Closes the database and zeroes the storage key. */
   close: () => Promise<void>
 }
@@ -109,9 +125,10 @@ function decodeShare (field: string, b: Uint8Array): KeyShare {
   return { index, scalar: decodeScalar(`${field}.scalar`, b.subarray(2)) }
 }
 
-/** A DKG session `e<epoch>-a<attempt>` or a refresh session `f<epoch>-<16 hex>`. Throws BadInputError('session'). */
+/** A DKG session `e<epoch>-a<attempt>`, a refresh session `f<epoch>-<16 hex>` or a reshare session `s<epoch>-<16 hex>`. Throws BadInputError('session'). */
 function checkSession (session: string): void {
   if (typeof session === 'string' && session.startsWith('f')) validateRefreshSession('session', session)
+  else if (typeof session === 'string' && session.startsWith('s')) validateReshareSession('session', session)
   else validateDkgSession('session', session)
 }
 
@@ -433,6 +450,67 @@ export class LevelNodeStore implements NodeStore {
       ops.push({ type: 'put', key: resultKey, value: concat(...result) })
     }
     await this.#commitBatch(ops, epochs)
+  }
+
+  async commitReshare (entries: Array<{ keySet: KeySet, base: KeySet, wrapShare: KeyShare, signShare: KeyShare }>, session: string, result: Uint8Array): Promise<void> {
+    if (!Array.isArray(entries) || entries.length === 0) throw new BadInputError('entries', 'expected at least one epoch')
+    checkSession(session)
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }> = []
+    const epochs: number[] = []
+    const plains: Uint8Array[] = []
+    type P = KeySet['wrap']['commitments'][0]
+    try {
+      for (const [j, { keySet, base, wrapShare, signShare }] of entries.entries()) {
+        const f = `entries[${j}]`
+        const epoch = aint(`${f}.keySet.epoch`, keySet?.epoch, 1, 0xffffffff)
+        if (epochs.includes(epoch)) throw new BadInputError(`${f}.keySet.epoch`, `epoch ${epoch} appears twice`)
+        if (base.epoch !== epoch || base.clusterId !== keySet.clusterId) throw new BadInputError(`${f}.base`, 'base key set of another epoch or cluster')
+        if (!(keySet.wrap.commitments[0] as P).equals(base.wrap.commitments[0] as P)) throw new BadInputError(`${f}.keySet.wrap`, 'the wrap group key differs from the base key set (a reshare never changes it)')
+        if (!(keySet.sign.commitments[0] as P).equals(base.sign.commitments[0] as P)) throw new BadInputError(`${f}.keySet.sign`, 'the sign group key differs from the base key set (a reshare never changes it)')
+        const baseId = keySetId(base)
+        const old = await this.#cached(epoch)
+        if (old !== undefined && old.id !== baseId) throw new BadInputError(`${f}.base`, `the current key set of epoch ${epoch} here is not the reshared generation`)
+        if (wrapShare.index !== signShare.index) throw new BadInputError(`${f}.share.index`, 'wrap and sign shares have different indices')
+        aint(`${f}.share.index`, wrapShare.index, 1, keySet.n)
+        const bytes = encodeKeySet(keySet)
+        const baseBytes = encodeKeySet(base)
+        const wk = shareKey(epoch, 'wrap')
+        const sk = shareKey(epoch, 'sign')
+        const wp = encodeShare(wrapShare)
+        const sp = encodeShare(signShare)
+        plains.push(wp, sp)
+        ops.push(
+          { type: 'put', key: keySetKey(epoch), value: bytes },
+          { type: 'put', key: keySetGenKey(epoch, baseId), value: baseBytes },
+          { type: 'put', key: keySetGenKey(epoch, keySetId(keySet)), value: bytes },
+          { type: 'put', key: wk, value: this.#key.seal(wk, wp) },
+          { type: 'put', key: sk, value: this.#key.seal(sk, sp) }
+        )
+        epochs.push(epoch)
+      }
+    } finally {
+      for (const p of plains) p.fill(0)
+    }
+    const cur = await this.currentEpoch()
+    const top = Math.max(...epochs)
+    if (cur === undefined || cur < top) ops.push({ type: 'put', key: META_EPOCH, value: u32(top) })
+    const resultKey = dkgKey(session, 'result')
+    for (const key of await this.#keysWithPrefix(dkgPrefix(session))) if (key !== resultKey) ops.push({ type: 'del', key })
+    ops.push({ type: 'put', key: resultKey, value: new Uint8Array(result) })
+    await this.#commitBatch(ops, epochs)
+  }
+
+  async deleteAllShares (session?: string): Promise<void> {
+    if (session !== undefined) checkSession(session)
+    const ops: Array<{ type: 'del', key: string }> = (await this.#keysWithPrefix('share/')).map(key => ({ type: 'del' as const, key }))
+    if (session !== undefined) {
+      const resultKey = dkgKey(session, 'result')
+      for (const key of await this.#keysWithPrefix(dkgPrefix(session))) if (key !== resultKey) ops.push({ type: 'del', key })
+    }
+    const epochs: number[] = []
+    for (let e = 1, cur = (await this.currentEpoch()) ?? 0; e <= cur; e++) epochs.push(e)
+    await this.#commitBatch(ops, epochs)
+    this.#shares.clear()
   }
 
   async close (): Promise<void> {

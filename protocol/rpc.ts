@@ -62,12 +62,13 @@ export type RpcOp =
   | 'policy.get' | 'policy.push' | 'audit.read'
   | 'lifecycle.order' | 'dkg.order'
   | 'refresh.round1' | 'refresh.echo' | 'refresh.round2' | 'refresh.result'
+  | 'cluster.get' | 'reshare.round1' | 'reshare.round2' | 'reshare.view' | 'reshare.result'
 
 /** All operations, in a stable order. */
-export const RPC_OPS: readonly RpcOp[] = ['status', 'keyset.get', 'partial', 'partial.batch', 'frost.commit', 'frost.sign', 'dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'policy.get', 'policy.push', 'audit.read', 'lifecycle.order', 'dkg.order', 'refresh.round1', 'refresh.echo', 'refresh.round2', 'refresh.result']
+export const RPC_OPS: readonly RpcOp[] = ['status', 'keyset.get', 'partial', 'partial.batch', 'frost.commit', 'frost.sign', 'dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'policy.get', 'policy.push', 'audit.read', 'lifecycle.order', 'dkg.order', 'refresh.round1', 'refresh.echo', 'refresh.round2', 'refresh.result', 'cluster.get', 'reshare.round1', 'reshare.round2', 'reshare.view', 'reshare.result']
 
 /** Operations only cluster nodes may call (clients get NOT_AUTHORIZED). */
-export const NODE_ONLY_OPS: ReadonlySet<RpcOp> = new Set<RpcOp>(['dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'dkg.order', 'refresh.round1', 'refresh.echo', 'refresh.round2', 'refresh.result'])
+export const NODE_ONLY_OPS: ReadonlySet<RpcOp> = new Set<RpcOp>(['dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'dkg.order', 'refresh.round1', 'refresh.echo', 'refresh.round2', 'refresh.result', 'reshare.round1', 'reshare.round2', 'reshare.view', 'reshare.result'])
 
 /** True when `s` names an operation. */
 export function isRpcOp (s: unknown): s is RpcOp {
@@ -113,6 +114,13 @@ export interface RequestBodies {
   'refresh.echo': { session: string }
   'refresh.round2': { session: string }
   'refresh.result': { session: string }
+  /** have: the caller's membership revision (0 = none); the chain is returned only when newer. */
+  'cluster.get': { have: number }
+  /** session: `s<epoch>-<16 hex>` (reshareSessionId). */
+  'reshare.round1': { session: string }
+  'reshare.round2': { session: string }
+  'reshare.view': { session: string }
+  'reshare.result': { session: string }
 }
 
 /** Decoded response bodies. */
@@ -155,6 +163,16 @@ export interface ResponseBodies {
   'refresh.round2': { wrap: Uint8Array[], sign: Uint8Array[] }
   /** 64 hex: SHA-256 over the new keySetIds of every refreshed epoch (docs/PROTOCOL.md §11.6). */
   'refresh.result': { digest: string }
+  /** revision = 1 + number of committed reshare orders; orders (signed order texts, oldest first) only when revision > have. */
+  'cluster.get': { revision: number, orders?: string[] }
+  /** The callee's (an OLD member's) reshare dealings ("KMRD") per live epoch, with the base generation ids. */
+  'reshare.round1': { epochs: number[], base: string[], wrap: Uint8Array[], sign: Uint8Array[] }
+  /** The "KMRS" sub-shares the callee deals to the calling NEW member, one per epoch per key. */
+  'reshare.round2': { wrap: Uint8Array[], sign: Uint8Array[] }
+  /** A new member's fixed view: the old dealers it verified (ascending) and the digest of each one's round-1 answer. */
+  'reshare.view': { dealers: number[], digests: Uint8Array[] }
+  /** A new member's result digest (64 hex) and whether it committed. */
+  'reshare.result': { digest: string, committed: boolean }
 }
 
 /** Answer to a pushed lifecycle order (a refusal is an answer, so the admin sees the reason). */
@@ -174,6 +192,7 @@ const ID_RE = /^[0-9a-f]{16}$/
 const FROST_SESSION_RE = /^[0-9a-f]{32}$/
 const DKG_SESSION_RE = /^e([1-9][0-9]{0,9})-a(0|[1-9][0-9]{0,5})$/
 const REFRESH_SESSION_RE = /^f([1-9][0-9]{0,9})-([0-9a-f]{16})$/
+const RESHARE_SESSION_RE = /^s([1-9][0-9]{0,9})-([0-9a-f]{16})$/
 const HEX64_RE = /^[0-9a-f]{64}$/
 const PEER_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{1,128}$/
 const CLUSTER_ID_RE = /^[0-9a-f]{32}$/
@@ -237,6 +256,43 @@ export function parseRefreshSession (s: string): { epoch: number, nonce16: strin
   validateRefreshSession('session', s)
   const m = REFRESH_SESSION_RE.exec(s) as RegExpExecArray
   return { epoch: Number(m[1]), nonce16: m[2] as string }
+}
+
+/** Validates a reshare session id `s<epoch>-<16 lowercase hex>`. Throws BadInputError(field). */
+export function validateReshareSession (field: string, v: unknown): string {
+  const s = astring(field, v, RESHARE_SESSION_RE, 'a reshare session "s<epoch>-<16 hex>"')
+  const m = RESHARE_SESSION_RE.exec(s)
+  if (m === null || Number(m[1]) > MAX_U32) throw new BadInputError(field, 'epoch out of range')
+  return s
+}
+
+/**
+ * The reshare session id of an order: `s<epoch>-<first 16 hex chars of the order nonce>`.
+ * Throws BadInputError for an out-of-range epoch or a nonce that is not ≥ 16 lowercase hex chars.
+ */
+export function reshareSessionId (epoch: number, nonce: string): string {
+  aint('epoch', epoch, 1, MAX_U32)
+  if (typeof nonce !== 'string' || !/^[0-9a-f]{16}/.test(nonce)) throw new BadInputError('nonce', 'expected lowercase hex')
+  return `s${epoch}-${nonce.slice(0, 16)}`
+}
+
+/** Parses a reshare session id into its epoch and nonce prefix. Throws BadInputError('session'). */
+export function parseReshareSession (s: string): { epoch: number, nonce16: string } {
+  validateReshareSession('session', s)
+  const m = RESHARE_SESSION_RE.exec(s) as RegExpExecArray
+  return { epoch: Number(m[1]), nonce16: m[2] as string }
+}
+
+/** Most orders a `cluster.get` answer carries (protocol/membership.ts MAX_MEMBERSHIP_ORDERS). */
+export const MAX_CLUSTER_ORDERS = 256
+/** One encoded reshare dealing ("KMRD", protocol/reshare.ts MAX_RESHARE_DEALING_LEN = 2056). */
+export const MAX_RESHARE_DEALING_BYTES = 2056
+/** One reshare sub-share package ("KMRS", exactly 39 bytes). */
+export const RESHARE_SUBSHARE_BYTES = 39
+
+function reshareSessionOnly (f: string, b: unknown): { session: string } {
+  const o = aobj(f, b, ['session'])
+  return { session: validateReshareSession(`${f}.session`, o.session) }
 }
 
 function frostSession (field: string, v: unknown): string { return astring(field, v, FROST_SESSION_RE, '32 lowercase hex characters') }
@@ -560,6 +616,67 @@ const schemas: Schemas = {
     encodeReq: (b) => ({ session: b.session }),
     decodeRes: refreshRound2Res,
     encodeRes: (b) => ({ wrap: b.wrap.map(toB64u), sign: b.sign.map(toB64u) })
+  },
+  'cluster.get': {
+    decodeReq: (f, b) => ({ have: aint(`${f}.have`, aobj(f, b, ['have']).have, 0, Number.MAX_SAFE_INTEGER) }),
+    encodeReq: (b) => ({ have: b.have }),
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['revision'], ['orders'])
+      const revision = aint(`${f}.revision`, o.revision, 1, MAX_CLUSTER_ORDERS + 1)
+      if (o.orders === undefined) return { revision }
+      const orders = aarray(`${f}.orders`, o.orders, revision - 1, revision - 1).map((x, i) => boundedText(`${f}.orders[${i}]`, x, MAX_ORDER_TEXT))
+      return { revision, orders }
+    },
+    encodeRes: (b) => ({ revision: b.revision, ...(b.orders !== undefined ? { orders: b.orders } : {}) })
+  },
+  'reshare.round1': {
+    decodeReq: reshareSessionOnly,
+    encodeReq: (b) => ({ session: b.session }),
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['epochs', 'base', 'wrap', 'sign'])
+      const epochs = aarray(`${f}.epochs`, o.epochs, 1, MAX_REFRESH_EPOCHS).map((x, i) => epochOf(`${f}.epochs[${i}]`, x))
+      for (let i = 1; i < epochs.length; i++) if ((epochs[i] as number) <= (epochs[i - 1] as number)) throw new BadInputError(`${f}.epochs[${i}]`, 'expected strictly ascending epochs')
+      const base = aarray(`${f}.base`, o.base, epochs.length, epochs.length).map((x, i) => keySetIdField(`${f}.base[${i}]`, x))
+      const wrap = b64list(`${f}.wrap`, o.wrap, epochs.length, epochs.length, MAX_RESHARE_DEALING_BYTES)
+      const sign = b64list(`${f}.sign`, o.sign, epochs.length, epochs.length, MAX_RESHARE_DEALING_BYTES)
+      return { epochs, base, wrap, sign }
+    },
+    encodeRes: (b) => ({ epochs: b.epochs, base: b.base, wrap: b.wrap.map(toB64u), sign: b.sign.map(toB64u) })
+  },
+  'reshare.round2': {
+    decodeReq: reshareSessionOnly,
+    encodeReq: (b) => ({ session: b.session }),
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['wrap', 'sign'])
+      const list = (k: 'wrap' | 'sign'): Uint8Array[] => aarray(`${f}.${k}`, o[k], 1, MAX_REFRESH_EPOCHS).map((x, i) => b64(`${f}.${k}[${i}]`, x, RESHARE_SUBSHARE_BYTES, RESHARE_SUBSHARE_BYTES))
+      const wrap = list('wrap')
+      const sign = list('sign')
+      if (sign.length !== wrap.length) throw new BadInputError(`${f}.sign`, `expected ${wrap.length} sub-shares (as many as wrap)`)
+      return { wrap, sign }
+    },
+    encodeRes: (b) => ({ wrap: b.wrap.map(toB64u), sign: b.sign.map(toB64u) })
+  },
+  'reshare.view': {
+    decodeReq: reshareSessionOnly,
+    encodeReq: (b) => ({ session: b.session }),
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['dealers', 'digests'])
+      const dealers = aarray(`${f}.dealers`, o.dealers, 1, MAX_NODES).map((x, i) => aint(`${f}.dealers[${i}]`, x, 1, MAX_NODES))
+      for (let i = 1; i < dealers.length; i++) if ((dealers[i] as number) <= (dealers[i - 1] as number)) throw new BadInputError(`${f}.dealers[${i}]`, 'expected strictly ascending indices')
+      const digests = aarray(`${f}.digests`, o.digests, dealers.length, dealers.length).map((x, i) => hexDigest(`${f}.digests[${i}]`, x))
+      return { dealers, digests }
+    },
+    encodeRes: (b) => ({ dealers: b.dealers, digests: b.digests.map(toHex) })
+  },
+  'reshare.result': {
+    decodeReq: reshareSessionOnly,
+    encodeReq: (b) => ({ session: b.session }),
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['digest', 'committed'])
+      if (typeof o.committed !== 'boolean') throw new BadInputError(`${f}.committed`, 'expected a boolean')
+      return { digest: keySetIdField(`${f}.digest`, o.digest), committed: o.committed }
+    },
+    encodeRes: (b) => ({ digest: b.digest, committed: b.committed })
   },
   'refresh.result': {
     decodeReq: refreshSessionOnly,

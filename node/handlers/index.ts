@@ -16,6 +16,7 @@ import { auditReadHandler, policyGetHandler, policyPushHandler } from './policy.
 import { dkgEchoHandler, dkgResultHandler, dkgRound1Handler, dkgRound2Handler } from './dkg.ts'
 import { dkgOrderHandler, lifecycleOrderHandler, retiredGuard } from './lifecycle.ts'
 import { refreshEchoHandler, refreshResultHandler, refreshRound1Handler, refreshRound2Handler } from './refresh.ts'
+import { clusterGetHandler, reshareResultHandler, reshareRound1Handler, reshareRound2Handler, reshareViewHandler } from './reshare.ts'
 
 /** Handlers by operation. */
 export type HandlerTable = Partial<{ [O in RpcOp]: Handler<O> }>
@@ -40,5 +41,10 @@ export const handlers: HandlerTable = {
   'refresh.round1': refreshRound1Handler,
   'refresh.echo': refreshEchoHandler,
   'refresh.round2': refreshRound2Handler,
-  'refresh.result': refreshResultHandler
+  'refresh.result': refreshResultHandler,
+  'cluster.get': clusterGetHandler,
+  'reshare.round1': reshareRound1Handler,
+  'reshare.round2': reshareRound2Handler,
+  'reshare.view': reshareViewHandler,
+  'reshare.result': reshareResultHandler
 }

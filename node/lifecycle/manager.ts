@@ -14,7 +14,11 @@
  * without a new epoch (node/lifecycle/refresh-ceremony.ts, session `f<epoch>-<nonce16>`), committed
  * with store.replaceGenerations (one batch for all epochs; the key sets get a new generation).
  *
- * Not implemented (orders are refused with a clear reason): `reshare`.
+ * Implemented: `reshare` — membership and/or threshold change with the same group keys
+ * (node/lifecycle/reshare-ceremony.ts, session `s<epoch>-<nonce16>`): old members deal, new members
+ * receive and commit with store.commitReshare; then the membership chain (DATA/membership.json) is
+ * extended BEFORE the pending order is cleared, and the node reloads under the new view (new
+ * members, staggered by new index) or deletes its shares and stops (removed members).
  *
  * Order acceptance (`acceptOrder`), in this order, each refusal changing nothing:
  *   1. structure and ≥ adminThreshold valid admin signatures (protocol/order.ts);
@@ -39,7 +43,14 @@ import type { Order } from '../../protocol/order.ts'
 import type { OrderReceipt } from '../../protocol/rpc.ts'
 import { DkgCeremony, dkgEnvFromContext, runCeremony } from '../dkg-ceremony.ts'
 import { RefreshCeremony, committedRefreshDigest, refreshEnvFromContext, runRefresh } from './refresh-ceremony.ts'
-import { refreshSessionId } from '../../protocol/rpc.ts'
+import { refreshSessionId, reshareSessionId } from '../../protocol/rpc.ts'
+import { applyReshare } from '../../protocol/membership.ts'
+import type { ClusterFile, ClusterNode } from '../../protocol/cluster.ts'
+import { ReshareCeremony, RESHARE_PROGRESS_NAME, RESHARE_RESULT_NAME, runReshare } from './reshare-ceremony.ts'
+import type { ReshareEnv } from './reshare-ceremony.ts'
+import { liveEpochs } from './refresh-ceremony.ts'
+import { setTransition } from './transition.ts'
+import { writeMembership } from './membership-file.ts'
 import type { NodeContext } from '../context.ts'
 import { readLifecycleState, writeLifecycleState } from './state.ts'
 import type { LifecycleState } from './state.ts'
@@ -137,7 +148,7 @@ async function decideOrder (ctx: NodeContext, text: string): Promise<OrderReceip
   const m = await managerOf(ctx)
   return await locked(m, async () => {
     if (m.running?.order.nonce === order.nonce) return { accepted: true, detail: `order ${order.nonce.slice(0, 8)} is already running (${order.op} to epoch ${order.epoch})` }
-    if (order.op !== 'rotate' && order.op !== 'refresh') return refuse(ErrorCode.BAD_INPUT, `order op "${order.op}" is not supported by this node version; see docs/LIFECYCLE.md`)
+    if (order.op !== 'rotate' && order.op !== 'refresh' && order.op !== 'reshare') return refuse(ErrorCode.BAD_INPUT, `order op "${order.op}" is not supported by this node version; see docs/LIFECYCLE.md`)
     const now = Date.now()
     const issued = Date.parse(order.issuedAt)
     if (issued > now + ORDER_MAX_SKEW_MS) return refuse(ErrorCode.BAD_INPUT, `order issuedAt ${order.issuedAt} is in the future (node clock ${new Date(now).toISOString()})`)
@@ -150,6 +161,11 @@ async function decideOrder (ctx: NodeContext, text: string): Promise<OrderReceip
     if (cur === undefined) return refuse(ErrorCode.UNAVAILABLE, 'this node has no committed key set yet (initial DKG not finished)')
     if (order.op === 'rotate' && order.epoch !== cur + 1) return refuse(ErrorCode.CONFLICT, `order targets epoch ${order.epoch}, but this node's current epoch is ${cur} (expected ${cur + 1})`)
     if (order.op === 'refresh' && order.epoch !== cur) return refuse(ErrorCode.CONFLICT, `refresh order names epoch ${order.epoch}, but this node's current epoch is ${cur} (a refresh keeps the current epoch: expected ${cur})`)
+    if (order.op === 'reshare') {
+      if (order.epoch !== cur) return refuse(ErrorCode.CONFLICT, `reshare order names epoch ${order.epoch}, but this node's current epoch is ${cur} (a reshare keeps the current epoch: expected ${cur})`)
+      const why = reshareApplicable(ctx, order)
+      if (why !== undefined) return refuse(ErrorCode.BAD_INPUT, why)
+    }
     if (m.state.pending !== null || m.running !== undefined) return refuse(ErrorCode.CONFLICT, 'another lifecycle order is still in progress on this node')
     const canonical = encodeSignedOrder(parseSignedOrder(text))
     const next: LifecycleState = { ...m.state, seen: [...m.state.seen, order.nonce], pending: canonical }
@@ -160,6 +176,7 @@ async function decideOrder (ctx: NodeContext, text: string): Promise<OrderReceip
     ctx.log.info('lifecycle order accepted', { op: order.op, epoch: order.epoch, nonce: order.nonce, minDecryptionEpoch: order.params.minDecryptionEpoch ?? null })
     start(ctx, m, order, canonical)
     if (order.op === 'refresh') return { accepted: true, detail: `refresh of epoch ${order.epoch} and every live epoch started (session ${refreshSessionId(order.epoch, order.nonce)})` }
+    if (order.op === 'reshare') return { accepted: true, detail: `reshare to ${order.params.newThreshold ?? 0}-of-${order.params.members?.length ?? 0} of every live epoch started (session ${reshareSessionId(order.epoch, order.nonce)})` }
     return { accepted: true, detail: `${order.op} to epoch ${order.epoch} started (session e${order.epoch}-a${order.params.attempt ?? 0})` }
   })
 }
@@ -178,8 +195,13 @@ function start (ctx: NodeContext, m: Manager, order: Order, text: string): void 
   const done = (async () => {
     const relay = relayOrder(ctx, text, signal)
     const t0 = Date.now()
-    let c: DkgCeremony | RefreshCeremony
-    if (order.op === 'refresh') {
+    let c: DkgCeremony | RefreshCeremony | ReshareCeremony
+    if (order.op === 'reshare') {
+      const env = reshareEnv(ctx, m, order, signal)
+      setTransition(ctx, [...env.oldNodes, ...env.newNodes].filter(n => !ctx.cluster.nodes.some(x => x.peerId === n.peerId)))
+      c = new ReshareCeremony(env, order.epoch, order.nonce, orderDigest(order))
+      await runReshare(ctx, c)
+    } else if (order.op === 'refresh') {
       c = new RefreshCeremony(refreshEnvFromContext(ctx, async () => m.state.minDecryptionEpoch), order.epoch, order.nonce, orderDigest(order))
       await runRefresh(ctx, c)
     } else {
@@ -191,7 +213,7 @@ function start (ctx: NodeContext, m: Manager, order: Order, text: string): void 
     if (ctx.shutdownSignal.aborted && c.state.state !== 'done') return // resumes after a restart
     // A refresh stopped by a LOCAL error (store, corrupt record) keeps its order pending, so that
     // the restarted node resumes it with the same dealings instead of leaving its peers waiting.
-    if (c instanceof RefreshCeremony && c.stoppedLocally) { m.running = undefined; return }
+    if ((c instanceof RefreshCeremony || c instanceof ReshareCeremony) && c.stoppedLocally) { m.running = undefined; return }
     await locked(m, async () => { await finish(ctx, m, order, c.state.state === 'done', Date.now() - t0) })
   })().catch((e: unknown) => { ctx.log.error('lifecycle order failed', { op: order.op, epoch: order.epoch, code: errorCode(e) }) })
   m.running = { order, text, done, stop }
@@ -199,6 +221,7 @@ function start (ctx: NodeContext, m: Manager, order: Order, text: string): void 
 
 /** Ends an order: applies retirement after a commit, clears `pending`. Throws fs errors. */
 async function finish (ctx: NodeContext, m: Manager, order: Order, ok: boolean, ms: number): Promise<void> {
+  if (order.op === 'reshare') { await finishReshare(ctx, m, order, ok, ms); return }
   const min = ok && order.op === 'rotate' && order.params.minDecryptionEpoch !== undefined ? Math.max(m.state.minDecryptionEpoch, order.params.minDecryptionEpoch) : m.state.minDecryptionEpoch
   const attempt = order.params.attempt ?? 0
   const committedAttempts = ok && order.op === 'rotate' && attempt !== 0 ? { ...m.state.committedAttempts, [String(order.epoch)]: attempt } : m.state.committedAttempts
@@ -212,6 +235,8 @@ async function finish (ctx: NodeContext, m: Manager, order: Order, ok: boolean, 
 
 /** Relays the order to every other node until each has answered (or `signal` aborts). Never rejects. */
 async function relayOrder (ctx: NodeContext, text: string, signal: AbortSignal): Promise<void> {
+  // A joining node has no old view to relay to (the admin pushed the order to the old members).
+  if (joins.has(ctx)) return
   const others = ctx.cluster.nodes.map(n => n.index).filter(i => i !== ctx.selfIndex)
   await Promise.all(others.map(async (i) => {
     let backoff = RELAY_BACKOFF_MIN_MS
@@ -249,10 +274,13 @@ export async function resumeLifecycle (ctx: NodeContext): Promise<void> {
       m.state = next
       return
     }
-    // Committed just before a crash: rotate → the epoch exists; refresh → its public result record.
-    const committed = order.op === 'refresh'
-      ? (await committedRefreshDigest(ctx, refreshSessionId(order.epoch, order.nonce))) !== undefined
-      : (await ctx.store.getKeySetId(order.epoch)) !== undefined
+    // Committed just before a crash: rotate → the epoch exists; refresh → its public result record;
+    // reshare → its result marker (new members) or no shares left (a removed member).
+    const committed = order.op === 'reshare'
+      ? await reshareEndedHere(ctx, order)
+      : order.op === 'refresh'
+        ? (await committedRefreshDigest(ctx, refreshSessionId(order.epoch, order.nonce))) !== undefined
+        : (await ctx.store.getKeySetId(order.epoch)) !== undefined
     if (committed) {
       await finish(ctx, m, order, true, 0)
       return
@@ -267,4 +295,145 @@ export async function lifecycleIdle (ctx: NodeContext): Promise<void> {
   const m = managers.get(ctx)
   if (m === undefined) return
   await (await m.catch(() => undefined))?.running?.done
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reshare
+
+/** Joining nodes: the old view (dealers) and the membership chain before the join order. */
+const joins = new WeakMap<NodeContext, { oldView: ClusterFile, oldChain: string[] }>()
+
+/** The view a reshare order applies to on this node: the old view of a joining node, else ctx.cluster. */
+function oldViewOf (ctx: NodeContext): ClusterFile { return joins.get(ctx)?.oldView ?? ctx.cluster }
+function oldChainOf (ctx: NodeContext): string[] { return joins.get(ctx)?.oldChain ?? ctx.membership?.orders ?? [] }
+
+/** Why a verified reshare order cannot apply to this node's view, or undefined. Never throws. */
+function reshareApplicable (ctx: NodeContext, order: Order): string | undefined {
+  const view = oldViewOf(ctx)
+  try { applyReshare(view, order) } catch (e) { return `reshare order does not apply to this cluster: ${e instanceof Error ? e.message : 'invalid'}` }
+  const chain = oldChainOf(ctx)
+  const lastText = chain[chain.length - 1]
+  if (lastText !== undefined) {
+    const last = parseSignedOrder(lastText).order
+    if (Date.parse(order.issuedAt) <= Date.parse(last.issuedAt)) return `reshare order issued at ${order.issuedAt}, not after the last committed reshare (${last.issuedAt}); issue a new order`
+  }
+  const members = order.params.members ?? []
+  const same = members.length === view.nodes.length && members.every((x, i) => x.peerId === view.nodes[i]?.peerId && x.addresses.join() === view.nodes[i]?.addresses.join())
+  if (same && order.params.newThreshold === view.threshold) return 'reshare order changes neither the members nor the threshold (use a refresh order)'
+  return undefined
+}
+
+function reshareEnv (ctx: NodeContext, m: Manager, order: Order, signal: AbortSignal): ReshareEnv {
+  const log = ctx.log.child({ component: 'reshare' })
+  const oldView = oldViewOf(ctx)
+  const newNodes: ClusterNode[] = (order.params.members ?? []).map(x => ({ index: x.index, peerId: x.peerId, addresses: [...x.addresses] }))
+  const selfOld = oldView.nodes.find(n => n.peerId === ctx.peerId)?.index
+  const selfNew = newNodes.find(n => n.peerId === ctx.peerId)?.index
+  const peers = ctx.peers
+  return {
+    clusterId: ctx.cluster.clusterId,
+    oldNodes: oldView.nodes,
+    newNodes,
+    oldThreshold: oldView.threshold,
+    newThreshold: order.params.newThreshold ?? 0,
+    ...(selfOld !== undefined ? { selfOld } : {}),
+    ...(selfNew !== undefined ? { selfNew } : {}),
+    call: async (node, op, body, ttlMs, sig) => {
+      if (peers.callNode === undefined) throw new KeymeshError(ErrorCode.INTERNAL, 'this node cannot call peers by address')
+      return await peers.callNode(node, op, body, { signal: AbortSignal.any([sig, AbortSignal.timeout(ttlMs)]), ttlMs })
+    },
+    liveEpochs: async () => await liveEpochs(ctx, m.state.minDecryptionEpoch),
+    generation: async (epoch) => {
+      const w = await ctx.store.getCurrent(epoch, 'wrap')
+      const s = await ctx.store.getCurrent(epoch, 'sign')
+      if (w === undefined || s === undefined || w.keySetId !== s.keySetId) return undefined
+      return { keySet: w.keySet, keySetId: w.keySetId, wrap: w.share, sign: s.share }
+    },
+    localKeySet: async (epoch) => await ctx.store.getKeySet(epoch),
+    loadProgress: async (session) => await ctx.store.getDkg(session, RESHARE_PROGRESS_NAME),
+    saveProgress: async (session, record) => { await ctx.store.putDkg(session, RESHARE_PROGRESS_NAME, record) },
+    commit: async (session, entries, result) => { await ctx.store.commitReshare(entries, session, result) },
+    committedResult: async (session) => await ctx.store.getDkg(session, RESHARE_RESULT_NAME),
+    log: (msg, fields) => { log.info(msg, fields) },
+    setStatus: (st) => { ctx.dkgStatus = st },
+    signal
+  }
+}
+
+/** Whether a pending reshare already ended here: committed (new member) or shares gone (removed). Throws on a store failure. */
+async function reshareEndedHere (ctx: NodeContext, order: Order): Promise<boolean> {
+  const isNew = (order.params.members ?? []).some(x => x.peerId === ctx.peerId)
+  if (isNew) return (await ctx.store.getDkg(reshareSessionId(order.epoch, order.nonce), RESHARE_RESULT_NAME)) !== undefined
+  const cur = await ctx.store.currentEpoch()
+  return cur !== undefined && (await ctx.store.getShare(cur, 'wrap')) === undefined
+}
+
+/**
+ * Ends a reshare order. Committed new member: membership chain extended (written BEFORE `pending`
+ * is cleared, so a crash in between finishes it again at the next start), then a staggered reload
+ * under the new view. Removed member (its ceremony saw k' new members commit): ALL shares deleted,
+ * chain extended, pending cleared, node stopped. Failed: pending cleared; the old view stays.
+ * Throws fs / store errors.
+ */
+async function finishReshare (ctx: NodeContext, m: Manager, order: Order, ok: boolean, ms: number): Promise<void> {
+  const text = m.state.pending ?? m.running?.text ?? ''
+  const selfNew = (order.params.members ?? []).find(x => x.peerId === ctx.peerId)?.index
+  const session = reshareSessionId(order.epoch, order.nonce)
+  if (ok) {
+    if (selfNew === undefined) await ctx.store.deleteAllShares(session)
+    const chain = [...oldChainOf(ctx), encodeSignedOrder(parseSignedOrder(text))]
+    await writeMembership(ctx.config.dataDir, ctx.cluster.clusterId, chain)
+    // Served by cluster.get at once (clients switch to the new view before this node reloads).
+    ctx.membership = { revision: chain.length + 1, orders: chain }
+  }
+  const next: LifecycleState = { ...m.state, pending: null }
+  await writeLifecycleState(ctx.config.dataDir, next)
+  m.state = next
+  m.running = undefined
+  if (!ok) {
+    setTransition(ctx, undefined)
+    ctx.log.warn('lifecycle order failed; nothing was committed', { op: order.op, epoch: order.epoch, ms, detail: ctx.dkgStatus.detail ?? '' })
+    if (joins.has(ctx)) ctx.log.error('the reshare this node was joining by failed; it holds no shares. Stop it; it can join by a new order')
+    return
+  }
+  if (selfNew === undefined) {
+    ctx.log.error('THIS NODE WAS REMOVED FROM THE CLUSTER by reshare order; its shares were deleted; it stops now. Remove it from your deployment', { order: order.nonce.slice(0, 8), issuedAt: order.issuedAt, ms })
+    ctx.requestRestart?.('stop', 0)
+    return
+  }
+  ctx.log.info('lifecycle order done', { op: order.op, epoch: order.epoch, ms, newIndex: selfNew, threshold: order.params.newThreshold ?? null, n: order.params.members?.length ?? null })
+  // Staggered: at most one node of the new view reloads at a time.
+  ctx.requestRestart?.('reload', selfNew * RELOAD_STAGGER_MS)
+}
+
+/** Delay per new index before a node reloads under the new view (ms). */
+export const RELOAD_STAGGER_MS = 1_000
+
+/**
+ * A joining node (`node start --join`): records its old view and chain, then accepts the order
+ * (pending + seen) and starts the ceremony as a receiver, or resumes it. Never throws for a bad
+ * order (logged and refused); throws KeymeshError(INTERNAL) when the state file cannot be written.
+ */
+export async function acceptJoin (ctx: NodeContext, text: string, oldView: ClusterFile, oldChain: string[]): Promise<OrderReceipt> {
+  joins.set(ctx, { oldView, oldChain })
+  const m = await managerOf(ctx)
+  const order = verifySignedOrder(parseSignedOrder(text), ctx.genesis ?? ctx.cluster)
+  return await locked(m, async () => {
+    if (m.running?.order.nonce === order.nonce) return { accepted: true, detail: 'already running' }
+    const canonical = encodeSignedOrder(parseSignedOrder(text))
+    if (m.state.pending === canonical) {
+      ctx.log.info('lifecycle order resumed', { op: order.op, epoch: order.epoch, nonce: order.nonce })
+      start(ctx, m, order, canonical)
+      return { accepted: true, detail: 'resumed' }
+    }
+    if (m.state.seen.includes(order.nonce)) return refuse(ErrorCode.CONFLICT, `join order ${order.nonce.slice(0, 8)} was already used here (it failed or finished)`)
+    const why = reshareApplicable(ctx, order)
+    if (why !== undefined) return refuse(ErrorCode.BAD_INPUT, why)
+    const next: LifecycleState = { ...m.state, seen: [...m.state.seen, order.nonce], pending: canonical }
+    await writeLifecycleState(ctx.config.dataDir, next)
+    m.state = next
+    ctx.log.info('joining the cluster by reshare order', { nonce: order.nonce, epoch: order.epoch, newThreshold: order.params.newThreshold ?? null })
+    start(ctx, m, order, canonical)
+    return { accepted: true, detail: 'joining' }
+  })
 }

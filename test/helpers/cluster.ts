@@ -126,7 +126,10 @@ export interface TestCluster {
   rpc: TestClient['rpc']
   status: (i: number, ttlMs?: number) => Promise<ResponseBodies['status']>
   waitFor: (pred: (st: Array<ResponseBodies['status'] | undefined>) => boolean, timeoutMs?: number) => Promise<Array<ResponseBodies['status'] | undefined>>
-  start: (i: number) => Promise<void>
+  /** (Re)starts node i; `args` are extra `node start` arguments (e.g. ['--join', orderPath]). */
+  start: (i: number, args?: string[]) => Promise<void>
+  /** Inits `count` more nodes (indices n+1…, not in the cluster file, not started): for reshare tests. */
+  addNodes: (count: number) => Promise<TestNode[]>
   stop: (i: number) => Promise<number | string | undefined>
   kill: (i: number) => Promise<void>
   stopAll: () => Promise<void>
@@ -146,13 +149,16 @@ export interface TestClusterOptions {
   readyTimeoutMs?: number
 }
 
-async function makeClient (cluster: ClusterFile, key: PrivateKey): Promise<TestClient> {
+async function makeClient (cluster: ClusterFile, key: PrivateKey, extra: TestNode[] = []): Promise<TestClient> {
   const nodeIds = new Set(cluster.nodes.map(n => n.peerId))
-  const host = await createHost({ privateKey: key, listen: [], allow: pid => nodeIds.has(pid) })
+  // Nodes added later (addNodes) are looked up in `extra` (the harness's live node list).
+  const host = await createHost({ privateKey: key, listen: [], allow: pid => nodeIds.has(pid) || extra.some(x => x.peerId === pid) })
   const target = (i: number): ReturnType<typeof nodeDialAddrs> => {
     const node = cluster.nodes[i - 1]
-    if (node === undefined) throw new Error(`no node ${i}`)
-    return nodeDialAddrs(node)
+    if (node !== undefined) return nodeDialAddrs(node)
+    const x = extra.find(y => y.index === i)
+    if (x === undefined) throw new Error(`no node ${i}`)
+    return nodeDialAddrs({ index: i, peerId: x.peerId, addresses: [`/ip4/127.0.0.1/tcp/${x.port}`] })
   }
   return {
     peerId: peerIdOf(key),
@@ -208,7 +214,7 @@ export async function startTestCluster (opts: TestClusterOptions = {}): Promise<
   if (g.code !== 0) throw new Error(`cluster genesis failed: ${g.stderr}`)
   const cluster = parseClusterFile(await readFile(clusterPath, 'utf8'))
   const nodes: TestNode[] = inits.map((x, k) => ({ index: k + 1, ...x, logs: [], stderr: '' }))
-  const main = await makeClient(cluster, (await loadClientIdentity(clientIdentityPath)).peerKey)
+  const main = await makeClient(cluster, (await loadClientIdentity(clientIdentityPath)).peerKey, nodes)
   const extra: TestClient[] = []
   const readyTimeout = opts.readyTimeoutMs ?? 20_000
 
@@ -218,11 +224,11 @@ export async function startTestCluster (opts: TestClusterOptions = {}): Promise<
     return x
   }
 
-  const start = async (i: number): Promise<void> => {
+  const start = async (i: number, args: string[] = []): Promise<void> => {
     const x = node(i)
     if (x.proc !== undefined && x.exit === undefined) throw new Error(`node ${i} is already running`)
     delete x.exit
-    const p = spawn(process.execPath, [KEYMESH_BIN, 'node', 'start', '--data', x.dataDir, '--cluster', clusterPath, '--insecure-dev-passphrase', ...(opts.nodeArgs ?? [])],
+    const p = spawn(process.execPath, [KEYMESH_BIN, 'node', 'start', '--data', x.dataDir, '--cluster', clusterPath, '--insecure-dev-passphrase', ...(opts.nodeArgs ?? []), ...args],
       { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'ignore', 'pipe'] })
     x.proc = p
     let buf = ''
@@ -307,6 +313,19 @@ export async function startTestCluster (opts: TestClusterOptions = {}): Promise<
       }
     },
     start,
+    addNodes: async (count) => {
+      const ports = await freeListenPorts(count)
+      const added = await Promise.all(ports.map(async (port, k) => {
+        const index = nodes.length + k + 1
+        const dataDir = join(dir, `node${index}`)
+        const r = await runCli(['node', 'init', '--data', dataDir, '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--insecure-dev-passphrase', '--json'])
+        if (r.code !== 0) throw new Error(`node init ${index} failed (${String(r.code)}): ${r.stderr}`)
+        const x: TestNode = { index, dataDir, port, peerId: (JSON.parse(r.stdout) as { peerId: string }).peerId, logs: [], stderr: '' }
+        return x
+      }))
+      nodes.push(...added)
+      return added
+    },
     stop,
     kill,
     stopAll,

@@ -1,7 +1,7 @@
 /**
  * Proactive share refresh with real node processes (3-of-5), docs/PROTOCOL.md §11.6:
  *   (f) a refresh order while a rotation is pending is refused CONFLICT;
- *   (e) forged / under-signed / mis-targeted refresh orders and reshare orders are refused, nothing changes;
+ *   (e) forged / under-signed / mis-targeted refresh orders and a mis-targeted reshare order are refused, nothing changes;
  *   (a) a refresh of both live epochs while a client unwraps in a loop: 0 failed unwraps (the loop
  *       asks every node once and combines within one generation, no retries);
  *   (b) group keys unchanged, keySetIds changed, old generations still served, old envelopes unwrap,
@@ -189,8 +189,8 @@ describe('lifecycle: refresh', () => {
     expect(wrongEpoch).toMatchObject({ accepted: false, code: ErrorCode.CONFLICT })
     expect(wrongEpoch.detail).toMatch(/current epoch is 2/)
     const reshare = await push(5, order('reshare', 3, { members: cluster.nodes.map(n => ({ index: n.index, peerId: n.peerId, addresses: n.addresses })), newThreshold: 3 }))
-    expect(reshare).toMatchObject({ accepted: false, code: ErrorCode.BAD_INPUT })
-    expect(reshare.detail).toMatch(/not supported by this node version; see docs\/LIFECYCLE.md/)
+    expect(reshare).toMatchObject({ accepted: false, code: ErrorCode.CONFLICT })
+    expect(reshare.detail).toMatch(/a reshare keeps the current epoch: expected 2/)
     await new Promise(resolve => setTimeout(resolve, 300))
     expect([...await currentIds(1), ...await currentIds(2)]).toEqual(before)
     expect((await Promise.all(c.nodes.map(async x => (await c.status(x.index)).dkg.state)))).toEqual(['done', 'done', 'done', 'done', 'done'])

@@ -107,10 +107,14 @@ describe('lifecycle: rotate', () => {
     expect(await push(1, fo)).toMatchObject({ accepted: false, code: ErrorCode.BAD_INPUT })
     // Garbage.
     expect(await push(1, '{"order":1}')).toMatchObject({ accepted: false, code: ErrorCode.BAD_INPUT })
-    // Unsupported operation (signed): reshare (refresh is supported: test/integration/lifecycle-refresh.test.ts).
-    let rf = newOrder(cluster, 'reshare', 2, { members: cluster.nodes.map(n => ({ index: n.index, peerId: n.peerId, addresses: n.addresses })), newThreshold: 3 })
+    // A no-op reshare (same members, same threshold) is refused (reshare itself:
+    // test/integration/lifecycle-reshare*.test.ts), and one naming another epoch is mis-targeted.
+    let rf = newOrder(cluster, 'reshare', 1, { members: cluster.nodes.map(n => ({ index: n.index, peerId: n.peerId, addresses: n.addresses })), newThreshold: cluster.threshold })
     rf = signOrder(signOrder(rf, cluster, admins[0] as AdminKey), cluster, admins[2] as AdminKey)
     expect(await push(1, rf)).toMatchObject({ accepted: false, code: ErrorCode.BAD_INPUT })
+    let rf2 = newOrder(cluster, 'reshare', 2, { members: cluster.nodes.map(n => ({ index: n.index, peerId: n.peerId, addresses: n.addresses })), newThreshold: 2 })
+    rf2 = signOrder(signOrder(rf2, cluster, admins[0] as AdminKey), cluster, admins[2] as AdminKey)
+    expect(await push(1, rf2)).toMatchObject({ accepted: false, code: ErrorCode.CONFLICT })
     expect(await epochs()).toEqual([1, 1, 1, 1, 1])
     expect((await c.status(1)).dkg.state).toBe('done')
   })

@@ -32,7 +32,12 @@ const REQUESTS: { [O in RpcOp]: RequestBodies[O] } = {
   'refresh.round1': { session: 'f3-0123456789abcdef' },
   'refresh.echo': { session: 'f3-0123456789abcdef' },
   'refresh.round2': { session: 'f1-ffffffffffffffff' },
-  'refresh.result': { session: 'f4294967295-0000000000000000' }
+  'refresh.result': { session: 'f4294967295-0000000000000000' },
+  'cluster.get': { have: 1 },
+  'reshare.round1': { session: 's3-0123456789abcdef' },
+  'reshare.round2': { session: 's3-0123456789abcdef' },
+  'reshare.view': { session: 's1-ffffffffffffffff' },
+  'reshare.result': { session: 's4294967295-0000000000000000' }
 }
 
 const KSID = 'c'.repeat(64)
@@ -56,7 +61,12 @@ const RESPONSES: { [O in RpcOp]: ResponseBodies[O] } = {
   'refresh.round1': { epochs: [1, 2, 5], wrap: [b(136), b(136, 1), b(136, 2)], sign: [b(136, 3), b(136, 4), b(136, 5)] },
   'refresh.echo': { digests: [b(32), b(32, 1), b(32, 2)] },
   'refresh.round2': { wrap: [b(39), b(39, 1)], sign: [b(39, 2), b(39, 3)] },
-  'refresh.result': { digest: 'e'.repeat(64) }
+  'refresh.result': { digest: 'e'.repeat(64) },
+  'cluster.get': { revision: 3, orders: ['{"order":1}', '{"order":2}'] },
+  'reshare.round1': { epochs: [1, 2], base: ['a'.repeat(64), 'b'.repeat(64)], wrap: [b(136), b(136, 1)], sign: [b(136, 3), b(136, 4)] },
+  'reshare.round2': { wrap: [b(39), b(39, 1)], sign: [b(39, 2), b(39, 3)] },
+  'reshare.view': { dealers: [1, 3, 4], digests: [b(32), b(32, 1), b(32, 2)] },
+  'reshare.result': { digest: 'e'.repeat(64), committed: false }
 }
 
 function frame (o: unknown): Uint8Array { return te.encode(JSON.stringify(o)) }
@@ -197,5 +207,18 @@ describe('rpc frames', () => {
       try { decodeRequest(bytes) } catch (e) { if (!(e instanceof KeymeshError)) throw e }
       try { decodeResponse('status', ID, bytes) } catch (e) { if (!(e instanceof KeymeshError)) throw e }
     }), { numRuns: 2000 })
+  })
+})
+
+describe('rpc frames: membership and reshare ops', () => {
+  it('cluster.get: orders only with the right count; reshare ops need an s-session; reshare.* are node-only', () => {
+    expect(decodeResponse('cluster.get', ID, encodeResponse('cluster.get', ID, { revision: 1 }))).toEqual({ revision: 1 })
+    expect(() => decodeResponse('cluster.get', ID, frame({ v: 1, id: ID, ok: true, body: { revision: 3, orders: ['x'] } }))).toThrow(BadInputError)
+    expect(() => decodeResponse('cluster.get', ID, frame({ v: 1, id: ID, ok: true, body: { revision: 0 } }))).toThrow(BadInputError)
+    expect(() => encodeRequest('reshare.round1', { session: 'f3-0123456789abcdef' }, ID, 1000)).toThrow(BadInputError)
+    expect(() => decodeResponse('reshare.view', ID, frame({ v: 1, id: ID, ok: true, body: { dealers: [2, 1], digests: ['00'.repeat(32), '00'.repeat(32)] } }))).toThrow(BadInputError)
+    expect(() => decodeResponse('reshare.round1', ID, frame({ v: 1, id: ID, ok: true, body: { epochs: [1], base: [], wrap: ['AA'], sign: ['AA'] } }))).toThrow(BadInputError)
+    for (const op of ['reshare.round1', 'reshare.round2', 'reshare.view', 'reshare.result'] as const) expect(NODE_ONLY_OPS.has(op)).toBe(true)
+    expect(NODE_ONLY_OPS.has('cluster.get')).toBe(false)
   })
 })

@@ -1,0 +1,68 @@
+/**
+ * The client side of cluster membership after reshares (docs/PROTOCOL.md §11.8).
+ *
+ * A client's trust anchor stays ITS cluster file (genesis or any earlier view it was given). It
+ * learns later views with `cluster.get {have}` from the nodes it can reach, folds the returned
+ * chain of signed reshare orders onto its cluster file with `foldMembership` (every order verified
+ * against the cluster file's admins, adminThreshold, strictly increasing issuedAt) and adopts a
+ * strictly higher revision: the transport then dials the new node list (new indices, PeerIds,
+ * addresses), and a key set generation with the adopted (k', n') and the same group keys is
+ * accepted (client/generations.ts checkGeneration). A node cannot forge a view: the chain is
+ * admin-signed. A node can withhold the newest chain; asking every reachable node defeats that
+ * unless all of them withhold it.
+ *
+ * Cache: the adopted chain is written to `<cacheDir>/keysets/<clusterId>/membership.json` (public;
+ * re-verified when read) so a restarted client starts from the newest view it saw.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { foldMembership } from '../protocol/membership.ts'
+import type { Membership } from '../protocol/membership.ts'
+import type { ClusterFile } from '../protocol/cluster.ts'
+import type { ClientTransport } from './transport.ts'
+
+function cacheFile (cacheDir: string, clusterId: string): string { return join(cacheDir, 'keysets', clusterId, 'membership.json') }
+
+/** The cached chain folded onto `genesis`, or the genesis itself. Never throws (a bad cache is ignored). */
+export async function readCachedMembership (cacheDir: string | undefined, genesis: ClusterFile): Promise<Membership> {
+  const none = foldMembership(genesis, [])
+  if (cacheDir === undefined) return none
+  try {
+    const o = JSON.parse(await readFile(cacheFile(cacheDir, genesis.clusterId), 'utf8')) as { orders?: unknown }
+    if (!Array.isArray(o.orders) || o.orders.some(x => typeof x !== 'string')) return none
+    return foldMembership(genesis, o.orders as string[])
+  } catch { return none }
+}
+
+/** Writes the chain to the cache (atomic rename). Never throws (a cache write failure is not an error). */
+export async function writeCachedMembership (cacheDir: string | undefined, m: Membership): Promise<void> {
+  if (cacheDir === undefined || m.orders.length === 0) return
+  try {
+    const path = cacheFile(cacheDir, m.cluster.clusterId)
+    await mkdir(join(cacheDir, 'keysets', m.cluster.clusterId), { recursive: true, mode: 0o700 })
+    await writeFile(`${path}.tmp`, JSON.stringify({ format: 'keymesh.membership', version: 1, clusterId: m.cluster.clusterId, orders: m.orders }) + '\n', { mode: 0o600 })
+    await rename(`${path}.tmp`, path)
+  } catch { /* cache only */ }
+}
+
+/**
+ * Asks every node of the transport's current view for a newer membership than `current`
+ * (cluster.get), folds each answer onto `genesis`, and returns the highest valid one if it is
+ * newer than `current` (undefined otherwise). Answers that do not verify are ignored (logged in
+ * `rejected`). Never throws.
+ */
+export async function fetchNewerMembership (t: ClientTransport, genesis: ClusterFile, current: Membership, timeoutMs = 2_000): Promise<{ membership?: Membership, rejected: number[] }> {
+  let best: Membership | undefined
+  const rejected: number[] = []
+  await Promise.all(t.indices.map(async (i) => {
+    try {
+      const r = await t.call(i, 'cluster.get', { have: current.revision }, { timeoutMs })
+      if (r.orders === undefined || r.revision <= current.revision) return
+      const m = foldMembership(genesis, r.orders)
+      // The chain must extend ours (same prefix): a view never forks.
+      if (current.orders.some((o, x) => m.orders[x] !== o)) { rejected.push(i); return }
+      if (best === undefined || m.revision > best.revision) best = m
+    } catch { /* unreachable, or an old node without cluster.get */ }
+  }))
+  return best === undefined ? { rejected } : { membership: best, rejected }
+}

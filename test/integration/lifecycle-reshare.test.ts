@@ -1,0 +1,189 @@
+/**
+ * Reshare with real node processes, docs/PROTOCOL.md §11.7 (threshold change, same members):
+ *   (a) under-signed and forged reshare orders, and a no-op reshare, are refused; nothing changes;
+ *   (b) 3-of-5 → 4-of-5 while a raw client unwraps in a loop: 0 failed unwraps; group keys kept,
+ *       every live epoch gets a 4-of-5 generation; old envelopes unwrap with 4 partials; the
+ *       membership chain is served by cluster.get (revision 2) and folds to 4-of-5;
+ *   (c) the client library adopts the new membership and generation.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { randomBytes } from 'node:crypto'
+import { readFile, writeFile } from 'node:fs/promises'
+import { ed25519 } from '@noble/curves/ed25519.js'
+import { startTestCluster } from '../helpers/cluster.ts'
+import type { TestCluster } from '../helpers/cluster.ts'
+import { parseClusterFile, serializeClusterFile } from '../../protocol/cluster.ts'
+import type { ClusterFile } from '../../protocol/cluster.ts'
+import { decodeKeySet, keySetId, signKey, wrapKey } from '../../protocol/keyset.ts'
+import type { KeySet } from '../../protocol/keyset.ts'
+import { wrap } from '../../protocol/wrap.ts'
+import { encodeEnvelope, envelopeId } from '../../protocol/envelope.ts'
+import type { Envelope } from '../../protocol/envelope.ts'
+import { openSealedPartial } from '../../protocol/partial.ts'
+import type { Partial } from '../../protocol/partial.ts'
+import { combine } from '../../protocol/combine.ts'
+import { generateRecipientKeyPair } from '../../protocol/hpke.ts'
+import { toB64u, toHex } from '../../protocol/bytes.ts'
+import { ErrorCode } from '../../protocol/errors.ts'
+import { encodeSignedOrder } from '../../protocol/order.ts'
+import type { OrderParams, SignedOrder } from '../../protocol/order.ts'
+import { foldMembership } from '../../protocol/membership.ts'
+import type { ResponseBodies } from '../../protocol/rpc.ts'
+import { newOrder, signOrder } from '../../client/lifecycle.ts'
+import type { AdminKey } from '../../client/identity.ts'
+
+let c: TestCluster
+let cluster: ClusterFile
+const admins: AdminKey[] = [0, 1, 2].map(() => { const secretKey = new Uint8Array(randomBytes(32)); return { secretKey, publicKey: ed25519.getPublicKey(secretKey) } })
+const recipient = generateRecipientKeyPair()
+const trusted = new Map<number, KeySet>()
+const generations = new Map<string, KeySet>()
+
+beforeAll(async () => {
+  c = await startTestCluster({ n: 5, threshold: 3, start: false })
+  const base = parseClusterFile(await readFile(c.clusterPath, 'utf8'))
+  cluster = { ...base, admins: admins.map((a, k) => ({ name: `admin${k + 1}`, publicKey: a.publicKey })), adminThreshold: 2 }
+  await writeFile(c.clusterPath, serializeClusterFile(cluster))
+  await Promise.all(c.nodes.map(async x => { await c.start(x.index) }))
+  const st = await c.waitFor(s => s.every(x => x?.dkg.state === 'done' || x?.dkg.state === 'failed'), 60_000)
+  expect(st.map(s => s?.dkg.state)).toEqual(['done', 'done', 'done', 'done', 'done'])
+  const k1 = decodeKeySet((await c.rpc(1, 'keyset.get', {})).keySet)
+  trusted.set(1, k1)
+  generations.set(keySetId(k1), k1)
+}, 90_000)
+
+afterAll(async () => { await c?.cleanup() })
+
+function members (): OrderParams['members'] { return cluster.nodes.map(n => ({ index: n.index, peerId: n.peerId, addresses: n.addresses })) }
+
+function order (params: OrderParams, signers = [0, 1], epoch = 1): SignedOrder {
+  let so = newOrder(cluster, 'reshare', epoch, params)
+  for (const k of signers) so = signOrder(so, cluster, admins[k] as AdminKey)
+  return so
+}
+
+async function push (i: number, so: SignedOrder | string): Promise<ResponseBodies['lifecycle.order']> {
+  return await c.rpc(i, 'lifecycle.order', { order: typeof so === 'string' ? so : encodeSignedOrder(so) })
+}
+
+function envelopeFor (epoch: number, release: string): { e: Envelope, key: Uint8Array } {
+  const k = trusted.get(epoch) as KeySet
+  const key = new Uint8Array(randomBytes(32))
+  return { e: wrap(k, { clusterId: k.clusterId, epoch, purpose: 'release-key', app: 'shop', env: 'prod', release }, key), key }
+}
+
+/** A generation fetched from node `from`, accepted only with the trusted group keys (k, n may change by reshare). */
+async function generation (epoch: number, id: string, from: number): Promise<KeySet> {
+  const hit = generations.get(id)
+  if (hit !== undefined) return hit
+  const ks = decodeKeySet((await c.rpc(from, 'keyset.get', { epoch, keySetId: id })).keySet)
+  const t = trusted.get(epoch) as KeySet
+  if (keySetId(ks) !== id || ks.epoch !== epoch || !wrapKey(ks).equals(wrapKey(t)) || toHex(signKey(ks)) !== toHex(signKey(t))) throw new Error(`node ${from} served a bad generation ${id}`)
+  generations.set(id, ks)
+  return ks
+}
+
+/** One unwrap, no retries: every node once, grouped by generation, combined with that generation's k. */
+async function unwrapOnce (e: Envelope): Promise<{ key: Uint8Array, ids: string[] }> {
+  const epoch = e.label.epoch
+  const answers = await Promise.all(c.nodes.map(async x => await c.rpc(x.index, 'partial', { epoch, envelope: encodeEnvelope(e), recipient: recipient.publicKey }).then(r => ({ i: x.index, r }), () => undefined)))
+  const groups = new Map<string, Partial[]>()
+  for (const a of answers) {
+    if (a === undefined) continue
+    const ks = await generation(epoch, a.r.keySetId, a.i)
+    const p = openSealedPartial(a.r.sealed, ks, [envelopeId(e)], a.i, recipient.secretKey) as Partial
+    groups.set(a.r.keySetId, [...(groups.get(a.r.keySetId) ?? []), p])
+  }
+  for (const [id, ps] of groups) {
+    const ks = generations.get(id) as KeySet
+    if (ps.length >= ks.threshold) return { key: combine(ks, e, ps.slice(0, ks.threshold), { strict: true }), ids: [...groups.keys()] }
+  }
+  throw new Error(`no generation with k answers: ${[...groups].map(([id, ps]) => `${id.slice(0, 8)}:${ps.length}`).join(' ')}`)
+}
+
+async function currentSets (epoch: number): Promise<KeySet[]> {
+  return await Promise.all(c.nodes.map(async x => decodeKeySet((await c.rpc(x.index, 'keyset.get', { epoch })).keySet)))
+}
+
+describe('lifecycle: reshare (same members, threshold change)', () => {
+  it('refuses under-signed, forged and no-op reshare orders, changing nothing', async () => {
+    const before = (await currentSets(1)).map(keySetId)
+    expect(await push(1, order({ members: members(), newThreshold: 4 }, [0]))).toMatchObject({ accepted: false, code: ErrorCode.VERIFICATION_FAILED })
+    const so = order({ members: members(), newThreshold: 4 }, [0])
+    const forged = { ...so, signatures: [...so.signatures, { admin: 'admin3', sig: toB64u(ed25519.sign(new Uint8Array(8), new Uint8Array(randomBytes(32)))) }] }
+    expect(await push(2, forged)).toMatchObject({ accepted: false, code: ErrorCode.VERIFICATION_FAILED })
+    const noop = await push(3, order({ members: members(), newThreshold: 3 }))
+    expect(noop).toMatchObject({ accepted: false, code: ErrorCode.BAD_INPUT })
+    expect(noop.detail).toMatch(/neither the members nor the threshold/)
+    expect(await push(4, order({ members: members(), newThreshold: 4 }, [0, 1], 2))).toMatchObject({ accepted: false, code: ErrorCode.CONFLICT })
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect((await currentSets(1)).map(keySetId)).toEqual(before)
+    expect((await c.rpc(1, 'cluster.get', { have: 0 }))).toEqual({ revision: 1, orders: [] })
+  }, 60_000)
+
+  it('3-of-5 → 4-of-5 under load: 0 failed unwraps, group keys kept, membership revision 2', async () => {
+    const e1 = envelopeFor(1, 'r1')
+    const before = keySetId(trusted.get(1) as KeySet)
+    let stop = false
+    let ok = 0
+    let retried = 0
+    const failures: unknown[] = []
+    // Like the client library (client/generations.ts re-asks): while the nodes switch generations
+    // neither k-set may be complete for a moment (2 old 3-of-5 + 3 new 4-of-5); retry then.
+    const load = (async () => {
+      while (!stop) {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const r = await unwrapOnce(e1.e)
+            expect(toHex(r.key)).toBe(toHex(e1.key))
+            ok++
+            break
+          } catch (e) {
+            if (attempt >= 10) { failures.push(e); break }
+            retried++
+            await new Promise(resolve => setTimeout(resolve, 50))
+          }
+        }
+      }
+    })()
+    const so = order({ members: members(), newThreshold: 4 })
+    const t0 = performance.now()
+    expect(await push(2, so)).toMatchObject({ accepted: true })
+    // Every node committed (4-of-5 generation) and reloaded (membership revision 2 in its log).
+    const until = Date.now() + 60_000
+    for (;;) {
+      const st = await Promise.all(c.nodes.map(async x => await c.status(x.index).catch(() => undefined)))
+      const failed = st.find(s => s?.dkg.state === 'failed')
+      if (failed !== undefined) throw new Error(`reshare failed on node ${failed.index}: ${failed.dkg.detail ?? ''}`)
+      const sets = await currentSets(1).catch(() => [])
+      if (sets.length === 5 && sets.every(k => k.threshold === 4) && c.nodes.every(x => x.logs.some(l => l.msg === 'node ready' && l.membershipRevision === 2))) break
+      if (Date.now() > until) throw new Error(`reshare not complete: ${st.map(s => s?.dkg.detail ?? 'down').join(' | ')}`)
+      await new Promise(resolve => setTimeout(resolve, 150))
+    }
+    const ms = performance.now() - t0
+    await new Promise(resolve => setTimeout(resolve, 300))
+    stop = true
+    await load
+    console.log(`reshare 3-of-5 → 4-of-5 (push → all committed and reloaded): ${ms.toFixed(0)} ms; ${ok} unwraps under load (${retried} retried), ${failures.length} failed${failures.length > 0 ? ` (${String(failures[0])})` : ''}`)
+    expect(failures).toEqual([])
+    expect(ok).toBeGreaterThan(0)
+    const sets = await currentSets(1)
+    expect(new Set(sets.map(keySetId)).size).toBe(1)
+    const neu = sets[0] as KeySet
+    expect(keySetId(neu)).not.toBe(before)
+    expect(neu.threshold).toBe(4)
+    expect(neu.n).toBe(5)
+    expect(wrapKey(neu).equals(wrapKey(trusted.get(1) as KeySet))).toBe(true)
+    expect(toHex(signKey(neu))).toBe(toHex(signKey(trusted.get(1) as KeySet)))
+    const r = await unwrapOnce(e1.e)
+    expect(toHex(r.key)).toBe(toHex(e1.key))
+    expect(r.ids).toEqual([keySetId(neu)])
+    const m = await c.rpc(3, 'cluster.get', { have: 1 })
+    expect(m.revision).toBe(2)
+    const folded = foldMembership(cluster, m.orders as string[])
+    expect(folded.cluster.threshold).toBe(4)
+    expect(await c.rpc(3, 'cluster.get', { have: 2 })).toEqual({ revision: 2 })
+    // The same order again is a replay.
+    expect(await push(1, so)).toMatchObject({ accepted: false, code: ErrorCode.CONFLICT })
+  }, 90_000)
+})
