@@ -44,6 +44,7 @@ import type { KeySet, KeyShare } from '../protocol/keyset.ts'
 import { dkgSessionId } from '../protocol/rpc.ts'
 import type { RequestBodies, ResponseBodies, RpcOp } from '../protocol/rpc.ts'
 import type { DkgStatus, NodeContext } from './context.ts'
+import { CeremonyFailure, sleep } from './ceremony-kit.ts'
 
 /** Format of the persisted progress record (docs/PROTOCOL.md §6.3). */
 export const DKG_PROGRESS_MAGIC = 'KMDP'
@@ -157,22 +158,6 @@ export interface DkgEnv {
 }
 
 function unavailable (what: string): KeymeshError { return new KeymeshError(ErrorCode.UNAVAILABLE, `dkg: ${what} not available yet; retry`) }
-
-/** Thrown inside the ceremony to end it as failed. */
-class CeremonyFailure extends Error {
-  constructor (readonly detail: string, readonly blame: number[]) { super(detail) }
-}
-
-/** Sleeps `ms` (unref'd timer, so a pending ceremony never keeps a stopped process alive). */
-function sleep (ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) { resolve(); return }
-    const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
-    t.unref()
-    const onAbort = (): void => { clearTimeout(t); resolve() }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-}
 
 /**
  * One DKG session of this node: the state machine that polls peers, plus the serving side used by

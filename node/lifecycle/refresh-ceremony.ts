@@ -49,6 +49,7 @@ import { dealingDigests, lifecycleKeySet } from '../../protocol/reshare.ts'
 import { MAX_REFRESH_DEALING_BYTES, MAX_REFRESH_EPOCHS, refreshSessionId } from '../../protocol/rpc.ts'
 import type { RequestBodies, ResponseBodies, RpcOp } from '../../protocol/rpc.ts'
 import type { DkgStatus, NodeContext } from '../context.ts'
+import { CeremonyFailure, sleep } from '../ceremony-kit.ts'
 
 /** Format of the persisted progress record (docs/PROTOCOL.md §11.6). */
 export const REFRESH_PROGRESS_MAGIC = 'KMFP'
@@ -228,21 +229,6 @@ export interface RefreshEnv {
 }
 
 function unavailable (what: string): KeymeshError { return new KeymeshError(ErrorCode.UNAVAILABLE, `refresh: ${what} not available yet; retry`) }
-
-/** Thrown inside the ceremony to end it as failed (persisted). */
-class CeremonyFailure extends Error {
-  constructor (readonly detail: string, readonly blame: number[]) { super(detail) }
-}
-
-function sleep (ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) { resolve(); return }
-    const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
-    t.unref()
-    const onAbort = (): void => { clearTimeout(t); resolve() }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-}
 
 function wipe (m: Map<number, PerEpoch> | undefined): void {
   if (m === undefined) return

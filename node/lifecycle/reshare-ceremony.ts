@@ -53,6 +53,7 @@ import type { RequestBodies, ResponseBodies, RpcOp } from '../../protocol/rpc.ts
 import type { ClusterNode } from '../../protocol/cluster.ts'
 import type { DkgStatus } from '../context.ts'
 import { encodeRefreshResult } from './refresh-ceremony.ts'
+import { CeremonyFailure, sleep } from '../ceremony-kit.ts'
 
 /** Format of the persisted progress record (JSON, sealed by the store). */
 export const RESHARE_PROGRESS_FORMAT = 'keymesh.reshare-progress'
@@ -174,21 +175,6 @@ function decodeProgress (b: Uint8Array): ReshareProgress {
 
 const hexList = (l: Uint8Array[]): string[] => l.map(toHex)
 const bytesList = (l: string[]): Uint8Array[] => l.map(h => fromHex('hex', h))
-
-/** Thrown inside the ceremony to end it as failed (persisted). */
-class CeremonyFailure extends Error {
-  constructor (readonly detail: string, readonly blame: number[]) { super(detail) }
-}
-
-function sleep (ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) { resolve(); return }
-    const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
-    t.unref()
-    const onAbort = (): void => { clearTimeout(t); resolve() }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-}
 
 function unavailable (what: string): KeymeshError { return new KeymeshError(ErrorCode.UNAVAILABLE, `reshare: ${what} not available yet; retry`) }
 
