@@ -6,7 +6,7 @@
  *   keymesh recovery export  --data D (--passphrase-file F | --key-file F | --insecure-dev-passphrase)
  *                            --custodian NAME=PUBKEY ... --threshold T --out DIR [--json]
  *   keymesh recovery open    --piece FILE --custodian-key FILE --out FILE
- *   keymesh recovery restore --data D (storage key) --keysets DIR --opened FILE ... [--json]
+ *   keymesh recovery restore --data D (storage key) --cluster C --keysets DIR --opened FILE ... [--json]
  *
  * `export` and `restore` need the node STOPPED (its database is locked while it runs). Exit codes
  * as everywhere (protocol/errors.ts): 2 bad input, 4 verification failed (wrong passphrase, altered
@@ -19,7 +19,11 @@ import { fromB64u, toB64u } from '../../protocol/bytes.ts'
 import { generateRecipientKeyPair } from '../../protocol/hpke.ts'
 import { CUSTODIAN_NAME_PATTERN } from '../../protocol/recovery.ts'
 import type { Custodian } from '../../protocol/recovery.ts'
-import { configFromOptions } from '../config.ts'
+import { nodeByPeerId } from '../../protocol/cluster.ts'
+import { configFromOptions, dataPaths } from '../config.ts'
+import { loadNodeIdentity, peerIdOf } from '../identity.ts'
+import { loadClusterFile } from '../service.ts'
+import { readMembership } from './membership-file.ts'
 import { decodeOpenedPieces, exportRecoveryKit, openPieceText, readKeySetDir, restoreRecoveryKit, writeNew } from './recovery-kit.ts'
 
 function collect (v: string, prev: string[] = []): string[] { return [...prev, v] }
@@ -101,14 +105,19 @@ export function registerRecoveryCommands (program: Command): void {
 
   storageOptions(rec.command('restore'))
     .description('rebuild a node\'s shares from opened pieces into a FRESH data directory (keymesh node init, same identity file restored from backup or a new one in a new cluster file)')
+    .requiredOption('--cluster <file>', 'the cluster file: the kit must belong to this directory\'s identity (identity.key) in the cluster\'s membership')
     .requiredOption('--keysets <dir>', 'directory of trusted <epoch>.keyset files')
     .requiredOption('--opened <file>', 'opened piece; repeatable (≥ t per epoch and key)', collect)
     .option('--json', 'machine-readable output')
-    .action(async (o: StorageOpts & { keysets: string, opened: string[], json?: boolean }) => {
+    .action(async (o: StorageOpts & { cluster: string, keysets: string, opened: string[], json?: boolean }) => {
       const cfg = configFromOptions(o, false)
+      const genesis = await loadClusterFile(o.cluster)
+      const peerId = peerIdOf(await loadNodeIdentity(dataPaths(cfg.dataDir).identity))
+      const self = nodeByPeerId((await readMembership(cfg.dataDir, genesis)).cluster, peerId)
+      if (self === undefined) throw new BadInputError('--data', `this data directory's identity ${peerId} is not a node of cluster ${o.cluster}; restore the node's own identity.key (from its backup) after keymesh node init`)
       const files: Uint8Array[] = []
       for (const f of o.opened) files.push(new Uint8Array(await readCapped('--opened', f, 64 * 1024)))
-      const r = await restoreRecoveryKit(cfg.dataDir, cfg.storageKey, await readKeySetDir(o.keysets), decodeOpenedPieces(files))
+      const r = await restoreRecoveryKit(cfg.dataDir, cfg.storageKey, await readKeySetDir(o.keysets), decodeOpenedPieces(files), self.index)
       for (const f of files) f.fill(0)
       print(o.json, r, `restored node ${r.nodeIndex}'s shares of epoch(s) ${r.epochs.join(', ')}; every share matches its key set\n`)
     })

@@ -118,12 +118,17 @@ export async function readKeySetDir (dir: string): Promise<KeySet[]> {
  * pieces, mixed node indices or clusters), VerificationError (pieces of different kits, altered
  * pieces, a share not matching the key set). Zeroes the opened pieces' share bytes.
  */
-export async function restoreRecoveryKit (dataDir: string, storageKey: StorageKeySource, keySets: KeySet[], opened: OpenedRecoveryPiece[]): Promise<{ nodeIndex: number, epochs: number[] }> {
+export async function restoreRecoveryKit (dataDir: string, storageKey: StorageKeySource, keySets: KeySet[], opened: OpenedRecoveryPiece[], expectedIndex?: number): Promise<{ nodeIndex: number, epochs: number[] }> {
   try {
     if (keySets.length === 0) throw new BadInputError('--keysets', 'no key set given')
     const indices = new Set(opened.map(o => o.kit.nodeIndex))
     if (indices.size !== 1) throw new BadInputError('--opened', `pieces are for ${indices.size === 0 ? 'no' : 'several'} node(s) (${[...indices].join(', ')}); restore one node at a time`)
     const nodeIndex = [...indices][0] as number
+    // The kit must be THIS node's: shares of another index would make the node answer every
+    // request with INTERNAL (its share index ≠ its own) and silently cost the cluster a node.
+    if (expectedIndex !== undefined && nodeIndex !== expectedIndex) {
+      throw new BadInputError('--opened', `the pieces are node ${nodeIndex}'s, but this data directory's identity is node ${expectedIndex} of the cluster; restore each node's kit into that node's directory (or restore node ${nodeIndex}'s identity.key here)`)
+    }
     const store = await openStore(dataDir, storageKey)
     try {
       if ((await store.currentEpoch()) !== undefined) throw new BadInputError('--data', 'this data directory already holds key shares; restore only into a freshly initialised one')

@@ -20,6 +20,11 @@ import type { KeySet } from '../../protocol/keyset.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
 import { dealKeySet } from '../helpers/dealer.ts'
 import { Command } from 'commander'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { loadNodeIdentity, peerIdOf } from '../../node/identity.ts'
+import { serializeClusterFile } from '../../protocol/cluster.ts'
+import type { ClusterFile } from '../../protocol/cluster.ts'
 import { registerRecoveryCommands } from '../../node/lifecycle/recovery-cli.ts'
 
 async function run (...args: string[]): Promise<string> {
@@ -131,7 +136,22 @@ describe('recovery kit', () => {
       }
     }
     const target = await freshNode('restored-cli')
-    const r = JSON.parse(await run('recovery', 'restore', '--data', target.dataDir, '--insecure-dev-passphrase', '--keysets', join(kit, 'keysets'), ...opened.flatMap(f => ['--opened', f]), '--json')) as { nodeIndex: number, epochs: number[] }
+    // A cluster file in which the fresh directory's identity is node NODE (as after restoring
+    // the node's identity.key), and one in which it is another node: the kit must be refused there.
+    const targetPeer = peerIdOf(await loadNodeIdentity(dataPaths(target.dataDir).identity))
+    const others = await Promise.all([0, 1].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+    const clusterAt = async (pos: number, name: string): Promise<string> => {
+      const peers = [...others]
+      peers.splice(pos - 1, 0, targetPeer)
+      const cluster: ClusterFile = { format: 'keymesh.cluster', version: 1, clusterId: ks1.clusterId, threshold: ks1.threshold, nodes: peers.map((peerId, j) => ({ index: j + 1, peerId, addresses: [`/ip4/127.0.0.1/tcp/${7001 + j}`] })), admins: [], adminThreshold: 0, clients: [], createdAt: '2026-11-25T00:00:00Z' }
+      const path = join(dir, name)
+      await writeFile(path, serializeClusterFile(cluster))
+      return path
+    }
+    const restoreArgs = ['--data', target.dataDir, '--insecure-dev-passphrase', '--keysets', join(kit, 'keysets'), ...opened.flatMap(f => ['--opened', f]), '--json']
+    await expect(run('recovery', 'restore', '--cluster', await clusterAt(NODE + 1, 'cluster-other.json'), ...restoreArgs)).rejects.toMatchObject({ code: ErrorCode.BAD_INPUT })
+    expect(await sharesOf(target)).toEqual(['undefined', 'undefined', 'undefined', 'undefined'])
+    const r = JSON.parse(await run('recovery', 'restore', '--cluster', await clusterAt(NODE, 'cluster.json'), ...restoreArgs)) as { nodeIndex: number, epochs: number[] }
     expect(r).toEqual({ nodeIndex: NODE, epochs: [1, 2] })
     expect(await sharesOf(target)).toEqual(await sharesOf(source))
   }, 60_000)
