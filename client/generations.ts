@@ -63,7 +63,9 @@ function sameGroupKey (a: GroupPublicKey, b: GroupPublicKey): boolean {
  * Checks that `candidate` is a generation of the anchor `trusted` and is the one named `id`: its
  * keySetId equals `id`, and clusterId, epoch, threshold, n, wrap key and sign key equal the
  * anchor's. (decodeKeySet already checked every point and the verifying shares against the
- * commitments.) Throws VerificationError (no blame: the caller knows who served it).
+ * commitments.) Throws VerificationError (no blame: the caller knows who served it), or
+ * KeymeshError(CONFLICT) when only (k, n) differ from what this client knows — a reshare it has not
+ * learned yet, not a lie.
  */
 export function checkGeneration (trusted: KeySet, candidate: KeySet, id: string, view?: { threshold: number, nodes: readonly unknown[] }): void {
   if (idOf(candidate) !== id) throw new VerificationError(`key set generation ${id.slice(0, 16)}… has another id (${idOf(candidate).slice(0, 16)}…)`)
@@ -80,6 +82,13 @@ export function checkGeneration (trusted: KeySet, candidate: KeySet, id: string,
   }
   if (!sameGroupKey(candidate.wrap, trusted.wrap)) diff.push('wrap key')
   if (!sameGroupKey(candidate.sign, trusted.sign)) diff.push('sign key')
+  if (diff.length > 0 && diff.every(d => d === 'threshold' || d === 'n')) {
+    // Same cluster, epoch and group keys, another (k, n): what a reshare this client has not
+    // learned yet looks like. Not evidence of a lying node (no blame): the operation fails over to
+    // other nodes or fails as a whole, and KeymeshClient then learns the newer membership
+    // (cluster.get, admin-signed orders) and retries once.
+    throw new KeymeshError(ErrorCode.CONFLICT, `key set generation ${id.slice(0, 16)}… of epoch ${trusted.epoch} is ${candidate.threshold}-of-${candidate.n}, not the ${view?.threshold ?? trusted.threshold}-of-${view?.nodes.length ?? trusted.n} this client knows: the cluster's membership changed (reshare)`)
+  }
   if (diff.length > 0) throw new VerificationError(`key set generation ${id.slice(0, 16)}… is not a refresh of the trusted key set of epoch ${trusted.epoch} (${diff.join(', ')} differ)`)
 }
 
@@ -124,6 +133,9 @@ export async function resolveGeneration (t: ClientTransport, trusted: KeySet, id
       return ks
     } catch (err) {
       if (opts.signal?.aborted === true) throw err
+      // A generation of a membership this client has not learned yet (checkGeneration: CONFLICT)
+      // is not the node's lie: pass it on without blame.
+      if (err instanceof KeymeshError && err.code === ErrorCode.CONFLICT) throw err
       throw new VerificationError(`node ${opts.from} named key set generation ${id.slice(0, 16)}… of epoch ${trusted.epoch} but cannot back it (${failureOf(opts.from, err).detail})`, [opts.from], { cause: err })
     }
   }
@@ -155,6 +167,9 @@ export async function resolveGeneration (t: ClientTransport, trusted: KeySet, id
     ctl.abort()
   }
   invalid.sort((a, b) => a - b)
+  if (invalid.length === 0 && details.some(d => d.includes('membership changed'))) {
+    throw new KeymeshError(ErrorCode.CONFLICT, `key set generation ${id.slice(0, 16)}… of epoch ${trusted.epoch} belongs to a newer membership (reshare) than this client knows (${details.sort().join('; ')})`)
+  }
   throw new VerificationError(`no node serves a valid key set generation ${id.slice(0, 16)}… of epoch ${trusted.epoch} (${details.sort().join('; ')})`, invalid)
 }
 
