@@ -36,8 +36,14 @@ export const KEYMESH_BIN = join(ROOT, 'bin', 'keymesh.js')
 /** The lying-node test fixture (spawned by path with `node --import tsx`). */
 export const LYING_NODE_FIXTURE = join(ROOT, 'test', 'fixtures', 'lying-node.ts')
 
-/** Lifecycle state of a node process as the harness knows it. */
-export type NodeState = 'down' | 'starting' | 'up' | 'paused' | 'wiped' | 'refused'
+/**
+ * Lifecycle state of a node process as the harness knows it. 'removed': a committed reshare took
+ * the node out of the cluster — never started again, never counted as a member.
+ */
+export type NodeState = 'down' | 'starting' | 'up' | 'paused' | 'wiped' | 'refused' | 'removed'
+
+/** What a node's log said that the harness follows (reshare reloads; see SimCluster.onNodeEvent). */
+export type NodeEvent = 'reloading' | 'ready' | 'exit'
 
 /** One simulated node. */
 export interface SimNode {
@@ -55,6 +61,10 @@ export interface SimNode {
   exit?: number | string
   /** Message of the last refused start. */
   refusal?: string
+  /** True between the node's 'reloading under the new membership' and its next 'node ready' (a reshare reload in the same process). */
+  reloading?: boolean
+  /** membershipRevision of the node's last 'node ready' line (1 = the cluster file). */
+  readyRevision?: number
 }
 
 /** Result of a start that is expected to be refused. */
@@ -97,6 +107,11 @@ export interface SimClusterOptions {
 export class SimCluster {
   readonly proxies = new Map<string, LinkProxy>()
   private closed = false
+  /**
+   * Called when a running node starts a reshare reload ('reloading'), is ready again after one or
+   * after a start ('ready'), or exits ('exit'). Set by the runner; must not throw.
+   */
+  onNodeEvent?: (index: number, what: NodeEvent) => void
 
   private constructor (
     readonly dir: string,
@@ -184,7 +199,10 @@ export class SimCluster {
   private argv (x: SimNode): string[] {
     const common = ['--data', x.dataDir, '--cluster', x.clusterPath, '--insecure-dev-passphrase']
     if (x.lying) return ['--import', 'tsx', LYING_NODE_FIXTURE, ...common, '--corrupt-partial', '--corrupt-sign-share']
-    return [KEYMESH_BIN, 'node', 'start', ...common]
+    // --listen: the node's own port even when its view lists the client's proxy as its address (a
+    // reshare order built from the client's view, simulation/lifecycle.ts); without it a node
+    // listens on its view's address. Same port as before any reshare.
+    return [KEYMESH_BIN, 'node', 'start', ...common, '--listen', `/ip4/127.0.0.1/tcp/${x.port}`]
   }
 
   private spawnNode (x: SimNode): ChildProcess {
@@ -202,23 +220,36 @@ export class SimCluster {
         buf = buf.slice(nl + 1)
         // Per-request 'rpc' lines are the bulk of the log; keep the rest.
         if (line.includes('"msg":"rpc"')) continue
+        if (line.includes('"msg":"reloading under the new membership"')) {
+          x.reloading = true
+          this.onNodeEvent?.(x.index, 'reloading')
+        } else if (line.includes('"msg":"node ready"')) {
+          const m = /"membershipRevision":(\d+)/.exec(line)
+          if (m !== null) x.readyRevision = Number(m[1])
+          x.reloading = false
+          this.onNodeEvent?.(x.index, 'ready')
+        }
         x.tail.push(line)
         if (x.tail.length > TAIL) x.tail.shift()
       }
     })
     p.on('exit', (code, sig) => {
       x.exit = code ?? sig ?? 'unknown'
+      x.reloading = false
       if (x.proc === p && (x.state === 'up' || x.state === 'starting' || x.state === 'paused')) x.state = 'down'
+      if (x.proc === p) this.onNodeEvent?.(x.index, 'exit')
     })
     return p
   }
 
   /**
    * Starts node i and resolves when it logs 'node ready' (state 'up'). Throws Error with its last
-   * stderr lines when it exits first or is not ready in time (state 'refused' / 'down').
+   * stderr lines when it exits first or is not ready in time (state 'refused' / 'down'), or at once
+   * for a node a reshare removed.
    */
   async start (i: number): Promise<void> {
     const x = this.node(i)
+    if (x.state === 'removed') throw new Error(`node ${i} was removed from the cluster by a reshare; not started`)
     if (x.state === 'up' || x.state === 'starting' || x.state === 'paused') return
     x.state = 'starting'
     const p = this.spawnNode(x)
@@ -273,25 +304,25 @@ export class SimCluster {
   async kill (i: number): Promise<void> {
     const x = this.node(i)
     const p = x.proc
-    if (p === undefined || p.exitCode !== null || p.signalCode !== null) { if (x.state !== 'wiped') x.state = 'down'; return }
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) { if (x.state !== 'wiped' && x.state !== 'removed') x.state = 'down'; return }
     const done = this.waitExit(x)
     p.kill('SIGKILL')
     await done
-    x.state = 'down'
+    if (x.state !== 'removed') x.state = 'down'
   }
 
   /** SIGTERM node i (SIGCONT first if paused), wait up to 10 s, then SIGKILL. Never throws. */
   async term (i: number): Promise<void> {
     const x = this.node(i)
     const p = x.proc
-    if (p === undefined || p.exitCode !== null || p.signalCode !== null) { x.state = x.state === 'wiped' ? 'wiped' : 'down'; return }
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) { x.state = x.state === 'wiped' || x.state === 'removed' ? x.state : 'down'; return }
     const done = this.waitExit(x)
     if (x.state === 'paused') p.kill('SIGCONT')
     p.kill('SIGTERM')
     const t = setTimeout(() => { p.kill('SIGKILL') }, 10_000)
     await done
     clearTimeout(t)
-    x.state = 'down'
+    if (x.state !== 'removed') x.state = 'down'
   }
 
   /** SIGSTOP node i. Never throws. */
@@ -308,6 +339,26 @@ export class SimCluster {
     if (x.state !== 'paused' || x.proc === undefined) return
     x.proc.kill('SIGCONT')
     x.state = 'up'
+  }
+
+  /**
+   * Marks node i as removed by a committed reshare: never started again; a process still running
+   * gets `graceMs` to exit by itself (a removed node stops with exit 0), then SIGKILL. Resolves with
+   * the exit of its last process (undefined when it never ran). Never throws.
+   */
+  async markRemoved (i: number, graceMs = 10_000): Promise<number | string | undefined> {
+    const x = this.node(i)
+    const p = x.proc
+    const running = p !== undefined && p.exitCode === null && p.signalCode === null
+    const paused = x.state === 'paused'
+    x.state = 'removed'
+    if (running) {
+      if (paused) p.kill('SIGCONT')
+      const t = setTimeout(() => { p.kill('SIGKILL') }, graceMs)
+      await this.waitExit(x)
+      clearTimeout(t)
+    }
+    return x.exit
   }
 
   /** Deletes node i's data directory (the node must be down). Never throws for a missing dir. */

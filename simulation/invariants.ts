@@ -15,7 +15,10 @@
  *   liveness.no-hang          every operation settles by its deadline + slack
  *   liveness.quorum-ok        state stable for the recovery window and ≥ k honest nodes reachable
  *                             from the client → the operation succeeds (not required while a
- *                             node process boots on this host: see Reachability.starting)
+ *                             node process boots on this host: see Reachability.starting). k is
+ *                             the threshold in force (a committed reshare sets k'; removed nodes
+ *                             are never reachable); operations overlapping a reshare's commit
+ *                             window (see exemptWindow) are not required to succeed
  *   liveness.quorum-lost      state stable and < k nodes reachable → fails with QUORUM_UNAVAILABLE
  *                             by its deadline + QUORUM_LOST_SLACK_MS
  *   liveness.no-partial-output a failed operation leaves no output; a batch returns every key
@@ -47,6 +50,11 @@ import type { LifecycleOp } from './scenario.ts'
 export const QUORUM_LOST_SLACK_MS = 1_500
 /** How late (ms past its deadline) any operation may settle before it counts as hung (the workload's watchdog slack). */
 export const HANG_SLACK_MS = 3_000
+
+/**
+ * Client failure texts of a (k, n) mismatch between its membership and a member's key set
+ * generation (client/generations.ts, client/keyset-fetch.ts) — expected inside a reshare window.
+ */
 
 /** Who the client can reach, from time `t` on. */
 export interface Reachability {
@@ -126,8 +134,45 @@ export class InvariantChecker {
   /** Reference key sets, each in force from `fromMs` (the setup one from -Infinity). */
   private readonly refs: Array<{ fromMs: number, epoch: number, keySetId: string }> = []
   private readonly transitions: Transition[] = []
+  /** Thresholds in force from `fromMs` (the topology's k from -Infinity; a committed reshare adds k'). */
+  private readonly ks: Array<{ fromMs: number, k: number }>
+  /** Windows in which liveness is not required (a reshare's commit and reloads); `toMs` absent = open. */
+  private readonly windows: Array<{ fromMs: number, toMs?: number }> = []
 
-  constructor (readonly o: CheckerOptions) {}
+  constructor (readonly o: CheckerOptions) { this.ks = [{ fromMs: -Infinity, k: o.k }] }
+
+  /** The threshold in force at `t`. */
+  threshold (t: number): number {
+    let k = this.o.k
+    for (const x of this.ks) if (x.fromMs <= t) k = x.k
+    return k
+  }
+
+  /** A committed reshare: threshold `k` from `t` on (call in time order). */
+  setThreshold (t: number, k: number): void { this.ks.push({ fromMs: t, k }) }
+
+  /**
+   * Opens a window from `t` in which liveness is not required: every operation that overlaps
+   * [t, end + recoveryMs] is exempt (close it with closeWindow; an open one lasts to the end).
+   */
+  openWindow (t: number): { fromMs: number, toMs?: number } {
+    const w = { fromMs: t }
+    this.windows.push(w)
+    return w
+  }
+
+  /** Closes a window opened by openWindow at `t` (the recovery window still follows it). */
+  closeWindow (w: { fromMs: number, toMs?: number }, t: number): void { w.toMs = t }
+
+  /** True when [startMs, endMs] overlaps a window (with its recovery time). */
+  inWindow (startMs: number, endMs: number): boolean {
+    return this.windows.some(w => endMs >= w.fromMs && startMs <= (w.toMs ?? Infinity) + this.o.recoveryMs)
+  }
+
+  /**
+   * Honest nodes blamed inside a reshare window because the client could not yet verify the new
+   * generation they named (see onOp): reported, not violations.
+   */
 
   /** Records a change of the cluster model (call in time order). */
   noteChange (r: Reachability): void { this.model.push(r) }
@@ -197,14 +242,16 @@ export class InvariantChecker {
   expectation (startMs: number, endMs: number): Expectation {
     const s = this.at(startMs)
     if (s === undefined || !this.stable(startMs, endMs)) return 'exempt'
+    if (this.inWindow(startMs, endMs)) return 'exempt'
+    const k = this.threshold(startMs)
     const later = this.model.filter(m => m.t > startMs && m.t <= endMs)
     if (later.length > 0) return 'exempt'
-    if (s.honest.length >= this.o.k) {
+    if (s.honest.length >= k) {
       const before = this.at(startMs - this.o.recoveryMs)
       const during = [before, s, ...this.model.filter(m => m.t > startMs - this.o.recoveryMs && m.t <= endMs)]
       return during.some(m => (m?.starting?.length ?? 0) > 0) ? 'exempt' : 'succeed'
     }
-    if (s.reachable.length < this.o.k) return 'fail-quorum'
+    if (s.reachable.length < k) return 'fail-quorum'
     return 'exempt'
   }
 
@@ -228,6 +275,8 @@ export class InvariantChecker {
     if (accused.length > 0) {
       for (const i of accused) if (lying.has(i)) this.named.set(i, (this.named.get(i) ?? 0) + 1)
       const wrong = accused.filter(i => !lying.has(i))
+      // Also inside a reshare's window: a generation of a membership the client has not learned yet
+      // is answered CONFLICT by the client library (client/generations.ts), never blamed.
       this.check('safety.no-false-blame', wrong.length === 0, t, () => `${op.type} #${op.id} blamed honest node(s) ${wrong.join(',')}`, op.id)
     }
     this.check('liveness.no-partial-output', !op.partialOutput, t, () => `${op.type} #${op.id} ${op.ok ? 'returned an incomplete result' : 'failed but left output behind'}`, op.id)
@@ -237,13 +286,13 @@ export class InvariantChecker {
       this.mustSucceed++
       if (!op.ok) this.mustSucceedFailed.push(op)
       if (this.o.minQuorumSuccessRate >= 1) {
-        this.check('liveness.quorum-ok', op.ok, t, () => `${op.type} #${op.id} failed with ${op.code ?? '?'} although ≥ ${this.o.k} honest nodes were reachable and the cluster was stable (${op.detail ?? ''})`, op.id)
+        this.check('liveness.quorum-ok', op.ok, t, () => `${op.type} #${op.id} failed with ${op.code ?? '?'} although ≥ ${this.threshold(op.startMs)} honest nodes were reachable and the cluster was stable (${op.detail ?? ''})`, op.id)
       } else if (op.ok) {
         this.counts['liveness.quorum-ok']!.passed++
       }
     } else if (ex === 'fail-quorum') {
       this.check('liveness.quorum-lost', !op.ok && op.code === ErrorCode.QUORUM_UNAVAILABLE && t - op.startMs <= op.deadlineMs + QUORUM_LOST_SLACK_MS, t,
-        () => op.ok ? `${op.type} #${op.id} succeeded although fewer than ${this.o.k} nodes were reachable (model wrong?)` : `${op.type} #${op.id} failed with ${op.code ?? '?'} instead of QUORUM_UNAVAILABLE (or late: ${t - op.startMs} ms)`, op.id)
+        () => op.ok ? `${op.type} #${op.id} succeeded although fewer than ${this.threshold(op.startMs)} nodes were reachable (model wrong?)` : `${op.type} #${op.id} failed with ${op.code ?? '?'} instead of QUORUM_UNAVAILABLE (or late: ${t - op.startMs} ms)`, op.id)
     }
   }
 

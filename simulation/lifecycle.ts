@@ -13,7 +13,20 @@
  *                              refresh gives every live epoch a new id and keeps its group keys
  *
  * Committed = rotate: the node's status reports epoch ≥ target with its DKG `done`; refresh: the
- * node's status reports the same epoch with a key set id other than the one before the order.
+ * node's status reports the same epoch with a key set id other than the one before the order;
+ * reshare: every NEW member reports the same epoch with another key set id AND serves the next
+ * membership revision (cluster.get), as `keymesh cluster reshare` waits for.
+ *
+ * Reshare (docs/LIFECYCLE.md "Reshare"): the member list is built exactly as `keymesh cluster
+ * reshare --remove` builds it (client/reshare-cli.ts reshareMembers over the client's newest view:
+ * removed entries compacted, the rest renumbered 1..n'). The addresses are those of the client's
+ * view — the client→node proxies — so after the commit the client keeps dialling through its
+ * proxies, and so do the nodes (node↔node link faults no longer apply after a reshare commit; see
+ * docs/SIMULATION.md). From the first commit seen until every member has reloaded (staggered, new
+ * index × 1 s) liveness is not required (InvariantChecker.openWindow); then k' is in force, the
+ * removed nodes are 'removed' (never restarted, never reachable), the workload's client has adopted
+ * the new membership (refreshMembership), and node numbers in the harness stay the topology's:
+ * status and key set reads map them to the client's current indices by PeerId.
  *
  * Secrets: the admin secret key belongs to the SimCluster (in memory, throw-away simulation data);
  * this module only signs with it.
@@ -21,12 +34,13 @@
 import type { KeymeshClient } from '../client/index.ts'
 import { newOrder, pushOrder, signOrder } from '../client/index.ts'
 import type { PushResult } from '../client/index.ts'
+import { reshareMembers } from '../client/reshare-cli.ts'
 import { errorCode } from '../protocol/errors.ts'
 import { toHex } from '../protocol/bytes.ts'
 import { decodeKeySet, keySetId, signKey, wrapKey } from '../protocol/keyset.ts'
 import type { OrderParams } from '../protocol/order.ts'
 import type { DkgState } from '../protocol/rpc.ts'
-import type { SimCluster } from './cluster.ts'
+import type { SimCluster, SimNode } from './cluster.ts'
 import type { InvariantChecker } from './invariants.ts'
 import type { LifecycleOp } from './scenario.ts'
 
@@ -41,8 +55,22 @@ export interface LifecycleRecord {
   /** When the order was pushed. */
   issuedMs?: number
   epochBefore?: number
-  /** rotate: epochBefore + 1; refresh: epochBefore. */
+  /** rotate: epochBefore + 1; refresh, reshare: epochBefore. */
   targetEpoch?: number
+  /** reshare: the new threshold k' (as ordered). */
+  newThreshold?: number
+  /** reshare: the removed nodes (topology indices). */
+  remove?: number[]
+  /** reshare: topology index → index in the new membership, for every member. */
+  newIndex?: Record<string, number>
+  /** reshare: the membership revision the order creates. */
+  revision?: number
+  /** reshare: exit (code or signal) of each removed node's last process ('never ran' when it was down all along). */
+  removedExit?: Record<string, number | string>
+  /** reshare: when the workload's client had adopted the new membership. */
+  clientAdoptedMs?: number
+  /** reshare: when every running member had reloaded under the new membership (end of the liveness window before its recovery time). */
+  reloadedMs?: number
   /** The current epoch's key set id before the order. */
   keySetIdBefore?: string
   /** The current epoch's key set id every node committed. */
@@ -70,15 +98,35 @@ export interface LifecycleEnv {
   log: (label: string, fault: number, note?: string) => void
   /** Called when an order that retires epochs below `epoch` is issued (the workload stops picking them). */
   onRetire?: (epoch: number) => void
+  /** Called when a reshare changed the cluster model (commit seen, nodes removed, client adopted): the runner notes who is reachable. */
+  disturb?: () => void
 }
 
-interface NodeStatus { index: number, epoch: number | null, keySetId: string | null, dkg: DkgState }
+/** One node's status, `index` = its topology index; `revision` = membership revision it serves (when asked). */
+export interface NodeStatus { index: number, epoch: number | null, keySetId: string | null, dkg: DkgState, revision?: number }
 
-async function statusAll (client: KeymeshClient, n: number, timeoutMs: number): Promise<NodeStatus[]> {
-  const all = await Promise.all(Array.from({ length: n }, async (_, i): Promise<NodeStatus | undefined> => {
+/**
+ * The index under which the client's CURRENT view knows node `x` (by PeerId), or undefined when
+ * that view does not list it (removed). Never throws.
+ */
+export function clientIndex (client: KeymeshClient, x: SimNode): number | undefined {
+  return client.transport.cluster.nodes.find(m => m.peerId === x.peerId)?.index
+}
+
+/**
+ * `status` of every node the client's view lists (except removed ones and `skip`), keyed by
+ * topology index; with `revision`, also the membership revision it serves (cluster.get). Nodes that
+ * do not answer are left out. Never throws.
+ */
+export async function statusAll (client: KeymeshClient, c: SimCluster, timeoutMs: number, o: { revision?: boolean, skip?: ReadonlySet<number> } = {}): Promise<NodeStatus[]> {
+  const all = await Promise.all(c.nodes.map(async (x): Promise<NodeStatus | undefined> => {
+    const j = clientIndex(client, x)
+    if (j === undefined || x.state === 'removed' || o.skip?.has(x.index) === true) return undefined
     try {
-      const s = await client.transport.call(i + 1, 'status', {}, { timeoutMs })
-      return { index: i + 1, epoch: s.epoch, keySetId: s.keySetId, dkg: s.dkg.state }
+      const s = await client.transport.call(j, 'status', {}, { timeoutMs })
+      const r: NodeStatus = { index: x.index, epoch: s.epoch, keySetId: s.keySetId, dkg: s.dkg.state }
+      if (o.revision === true) r.revision = (await client.transport.call(j, 'cluster.get', { have: 0 }, { timeoutMs })).revision
+      return r
     } catch { return undefined }
   }))
   return all.filter((x): x is NodeStatus => x !== undefined)
@@ -86,24 +134,26 @@ async function statusAll (client: KeymeshClient, n: number, timeoutMs: number): 
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, Math.max(0, ms))) }
 
-/** One epoch's key set as a node serves it: id and group keys (hex). */
-interface EpochKeys { id: string, wrap: string, sign: string }
+/** One epoch's key set as a node serves it: id, group keys (hex) and (k, n) of the generation. */
+interface EpochKeys { id: string, wrap: string, sign: string, k?: number, n?: number }
 
 /**
- * Every node's key set of every epoch 1..`upTo` (keyset.get; nodes that do not answer are left
- * out). Never throws.
+ * Every member's key set of every epoch 1..`upTo` (keyset.get), keyed by topology index (nodes
+ * that do not answer, and removed ones, are left out). Never throws.
  */
-export async function epochKeySets (client: KeymeshClient, n: number, upTo: number, timeoutMs = 3_000): Promise<Map<number, Map<number, EpochKeys>>> {
+export async function epochKeySets (client: KeymeshClient, c: SimCluster, upTo: number, timeoutMs = 3_000): Promise<Map<number, Map<number, EpochKeys>>> {
   const out = new Map<number, Map<number, EpochKeys>>()
   await Promise.all(Array.from({ length: upTo }, async (_, e) => {
     const byNode = new Map<number, EpochKeys>()
     out.set(e + 1, byNode)
-    await Promise.all(Array.from({ length: n }, async (_, i) => {
+    await Promise.all(c.nodes.map(async x => {
+      const j = clientIndex(client, x)
+      if (j === undefined || x.state === 'removed') return
       try {
-        const r = await client.transport.call(i + 1, 'keyset.get', { epoch: e + 1 }, { timeoutMs })
+        const r = await client.transport.call(j, 'keyset.get', { epoch: e + 1 }, { timeoutMs })
         const ks = decodeKeySet(r.keySet)
         if (ks.epoch !== e + 1) return
-        byNode.set(i + 1, { id: keySetId(ks), wrap: toHex(wrapKey(ks).toBytes()), sign: toHex(signKey(ks)) })
+        byNode.set(x.index, { id: keySetId(ks), wrap: toHex(wrapKey(ks).toBytes()), sign: toHex(signKey(ks)), k: ks.threshold, n: ks.n })
       } catch { /* unreachable or not served: left out */ }
     }))
   }))
@@ -150,12 +200,23 @@ export class LifecycleDriver {
     const { client, checker, now } = this.env
     const ref = checker.reference()
     if (ref === undefined) throw new Error('no reference key set')
-    this.known = checkEpochAgreement(checker, now(), await epochKeySets(client, this.env.cluster.n, ref.epoch), 'at setup')
+    this.known = checkEpochAgreement(checker, now(), await epochKeySets(client, this.env.cluster, ref.epoch), 'at setup')
+  }
+
+  /** Nodes an issued, not yet finished reshare removes (their statuses are not checked any more). */
+  get leaving (): Set<number> {
+    return new Set(this.records.filter(r => r.op === 'reshare' && r.issuedMs !== undefined && r.reloadedMs === undefined && r.error === undefined).flatMap(r => r.remove ?? []))
   }
 
   /** Queues a lifecycle event (orders run one after the other). Never throws. */
-  issue (fault: number, op: LifecycleOp, boundMs: number, minDecryptionEpoch?: number): void {
-    const rec: LifecycleRecord = { fault, op, boundMs, pushed: {}, committedMs: {}, ...(minDecryptionEpoch !== undefined ? { minDecryptionEpoch } : {}) }
+  issue (fault: number, op: LifecycleOp, boundMs: number, extra: { minDecryptionEpoch?: number, newThreshold?: number, remove?: number[] } = {}): void {
+    const { minDecryptionEpoch, newThreshold, remove } = extra
+    const rec: LifecycleRecord = {
+      fault, op, boundMs, pushed: {}, committedMs: {},
+      ...(minDecryptionEpoch !== undefined ? { minDecryptionEpoch } : {}),
+      ...(newThreshold !== undefined ? { newThreshold } : {}),
+      ...(remove !== undefined ? { remove: [...remove] } : {})
+    }
     this.records.push(rec)
     this.chain = this.chain.then(async () => { await this.run(rec) }).catch((e: unknown) => {
       // The harness could not issue or follow the order: that is a failed event, never a silent one.
@@ -175,7 +236,6 @@ export class LifecycleDriver {
 
   private async run (rec: LifecycleRecord): Promise<void> {
     const { cluster: c, client, checker, now, log } = this.env
-    const n = c.n
     // The cluster's current epoch and key sets before the order (the reference agreed so far).
     const ref = checker.reference(now())
     if (ref === undefined) throw new Error('no reference key set')
@@ -185,44 +245,75 @@ export class LifecycleDriver {
     rec.targetEpoch = target
     rec.keySetIdBefore = ref.keySetId
     const before = this.known
-    const params: OrderParams = rec.minDecryptionEpoch !== undefined ? { minDecryptionEpoch: rec.minDecryptionEpoch } : {}
+    let params: OrderParams = rec.minDecryptionEpoch !== undefined ? { minDecryptionEpoch: rec.minDecryptionEpoch } : {}
+    // Reshare: the member list as `keymesh cluster reshare --remove` builds it, over the newest view.
+    const byPeer = new Map(c.nodes.map(x => [x.peerId, x.index]))
+    let newMembers: number[] | undefined
+    const runningAtIssue = new Set(c.nodes.filter(x => x.proc !== undefined && x.proc.exitCode === null && x.proc.signalCode === null).map(x => x.index))
+    if (rec.op === 'reshare') {
+      await client.refreshMembership()
+      const view = client.transport.cluster
+      const members = reshareMembers(view.nodes, [], (rec.remove ?? []).map(i => c.node(i).peerId))
+      const k2 = rec.newThreshold ?? Math.min(view.threshold, members.length)
+      params = { members, newThreshold: k2 }
+      rec.newThreshold = k2
+      rec.revision = client.membershipRevision + 1
+      rec.newIndex = Object.fromEntries(members.map(m => [String(byPeer.get(m.peerId) ?? 0), m.index]))
+      newMembers = members.map(m => byPeer.get(m.peerId) ?? 0)
+    }
     const so = signOrder(newOrder(c.cluster, rec.op, target, params), c.cluster, c.admin)
     if (rec.minDecryptionEpoch !== undefined) this.env.onRetire?.(rec.minDecryptionEpoch)
     rec.issuedMs = now()
     const tr = checker.beginTransition(rec.issuedMs, rec.op, target)
-    log(`lifecycle: ${rec.op} order pushed (epoch ${epochBefore}${rec.op === 'rotate' ? ` → ${target}` : ''})`, rec.fault, `nonce ${so.order.nonce.slice(0, 8)}`)
+    const what = rec.op === 'reshare' ? `reshare to ${rec.newThreshold ?? '?'}-of-${newMembers?.length ?? '?'}${(rec.remove ?? []).length > 0 ? `, removing node(s) ${(rec.remove ?? []).join(',')}` : ''}` : rec.op
+    log(`lifecycle: ${what} order pushed (epoch ${epochBefore}${rec.op === 'rotate' ? ` → ${target}` : ''})`, rec.fault, `nonce ${so.order.nonce.slice(0, 8)}`)
     // Pushed to every node in parallel (as `keymesh cluster rotate` does); nodes relay it to each other.
     // Followed concurrently: a paused node's push only times out, it must not delay the polling.
     let pushError: string | undefined
     let accepted = false
     const push = pushOrder(client.transport, so, { timeoutMs: 5_000 }).then((rs: PushResult[]) => {
+      // Transport indices of the view the order was pushed with → topology indices.
+      const pushedView = client.transport.cluster.nodes
       for (const r of rs) {
-        rec.pushed[String(r.index)] = r.receipt !== undefined ? (r.receipt.accepted ? 'accepted' : `refused ${r.receipt.code ?? ''}: ${r.receipt.detail.slice(0, 120)}`) : `unreachable ${r.error ?? ''}`
+        const pid = pushedView.find(m => m.index === r.index)?.peerId
+        rec.pushed[String(pid !== undefined ? (byPeer.get(pid) ?? r.index) : r.index)] = r.receipt !== undefined ? (r.receipt.accepted ? 'accepted' : `refused ${r.receipt.code ?? ''}: ${r.receipt.detail.slice(0, 120)}`) : `unreachable ${r.error ?? ''}`
       }
       accepted = true
       log(`lifecycle: ${rec.op} order accepted by node(s) ${rs.filter(r => r.receipt?.accepted === true).map(r => r.index).join(',') || 'none'}`, rec.fault)
     }, (e: unknown) => { pushError = `${errorCode(e)}: ${(e as Error).message.slice(0, 300)}` })
     const committed = (s: NodeStatus): boolean => rec.op === 'rotate'
       ? (s.epoch ?? 0) >= target && s.dkg === 'done'
-      : s.epoch === target && s.keySetId !== null && s.keySetId !== ref.keySetId
+      : s.epoch === target && s.keySetId !== null && s.keySetId !== ref.keySetId && (rec.op !== 'reshare' || (s.revision ?? 0) >= (rec.revision ?? Infinity))
     const bound = (t: number): { from: number, deadline: number } => {
       const from = Math.max(rec.issuedMs as number, checker.lastDisturbance(rec.issuedMs as number, t) ?? 0)
       return { from, deadline: from + rec.boundMs }
     }
     const lastIds: Record<string, string | null> = {}
+    // Reshare: liveness is not required from the first commit seen (counted from the start of the
+    // poll before, when it may already have happened) until every member reloaded.
+    let window: ReturnType<InvariantChecker['openWindow']> | undefined
+    let prevPoll = rec.issuedMs
     for (;;) {
       if (pushError !== undefined && !accepted) break
       const t = now()
-      const st = await statusAll(client, n, 1_000)
+      const st = await statusAll(client, c, 1_000, { revision: rec.op === 'reshare', skip: new Set(rec.remove ?? []) })
       for (const s of st) {
         lastIds[String(s.index)] = s.keySetId
         if (rec.committedMs[String(s.index)] === undefined && committed(s)) {
           rec.committedMs[String(s.index)] = now()
-          log(`lifecycle: node ${s.index} committed ${rec.op === 'rotate' ? `epoch ${String(s.epoch)}` : `refresh of epoch ${String(s.epoch)}`}`, rec.fault, `key set ${s.keySetId?.slice(0, 16) ?? '?'}`)
+          if (rec.op === 'reshare' && window === undefined) {
+            window = checker.openWindow(prevPoll)
+            this.env.disturb?.()
+            // The first committed member serves the new membership at once: the workload's client
+            // adopts it now (as it would after its next failed operation), not after the last commit.
+            if (await client.refreshMembership()) rec.clientAdoptedMs = now()
+          }
+          log(`lifecycle: node ${s.index} committed ${rec.op === 'rotate' ? `epoch ${String(s.epoch)}` : `${rec.op} of epoch ${String(s.epoch)}`}`, rec.fault, `key set ${s.keySetId?.slice(0, 16) ?? '?'}`)
         }
       }
-      // Every node that can be running (wiped/refused nodes cannot take part).
-      const members = c.nodes.filter(x => x.state !== 'wiped' && x.state !== 'refused').map(x => x.index)
+      prevPoll = t
+      // Every node that can be running (wiped/refused/removed nodes cannot take part; a reshare waits for its new members).
+      const members = (newMembers ?? c.nodes.map(x => x.index)).filter(i => { const x = c.node(i); return x.state !== 'wiped' && x.state !== 'refused' && x.state !== 'removed' })
       if (members.every(i => rec.committedMs[String(i)] !== undefined)) {
         rec.allCommittedMs = Math.max(...members.map(i => rec.committedMs[String(i)] as number))
         break
@@ -236,6 +327,7 @@ export class LifecycleDriver {
     rec.boundFromMs = b.from
     if (pushError !== undefined && !accepted) {
       rec.error = pushError
+      if (window !== undefined) checker.closeWindow(window, now())
       checker.abortTransition(tr, now())
       checker.record('lifecycle.completed', false, now(), () => `${rec.op} order refused/undelivered: ${pushError ?? ''}`)
       log(`lifecycle: ${rec.op} order NOT accepted`, rec.fault, pushError)
@@ -243,14 +335,16 @@ export class LifecycleDriver {
     }
     const ok = rec.allCommittedMs !== undefined && rec.allCommittedMs <= b.deadline
     checker.record('lifecycle.completed', ok, end, () => rec.allCommittedMs === undefined
-      ? `${rec.op} issued at ${((rec.issuedMs ?? 0) / 1000).toFixed(1)} s not committed on node(s) ${c.nodes.map(x => x.index).filter(i => rec.committedMs[String(i)] === undefined).join(',')} by ${(now() / 1000).toFixed(1)} s (bound ${rec.boundMs / 1000} s after ${(b.from / 1000).toFixed(1)} s); last key set ids ${JSON.stringify(Object.fromEntries(Object.entries(lastIds).map(([k, v]) => [k, v?.slice(0, 8) ?? null])))}`
+      ? `${rec.op} issued at ${((rec.issuedMs ?? 0) / 1000).toFixed(1)} s not committed on node(s) ${(newMembers ?? c.nodes.map(x => x.index)).filter(i => rec.committedMs[String(i)] === undefined).join(',')} by ${(now() / 1000).toFixed(1)} s (bound ${rec.boundMs / 1000} s after ${(b.from / 1000).toFixed(1)} s); last key set ids ${JSON.stringify(Object.fromEntries(Object.entries(lastIds).map(([k, v]) => [k, v?.slice(0, 8) ?? null])))}`
       : `${rec.op} committed everywhere at ${(rec.allCommittedMs / 1000).toFixed(1)} s, later than ${rec.boundMs / 1000} s after ${(b.from / 1000).toFixed(1)} s`)
     if (rec.allCommittedMs === undefined) {
+      // The window stays open: a half-committed reshare leaves the cluster split between generations.
       log(`lifecycle: ${rec.op} NOT committed on every node`, rec.fault)
       return
     }
+    if (rec.op === 'reshare') await this.afterReshare(rec, newMembers ?? [], runningAtIssue, window)
     // The new reference: the value the nodes committed (consistency.keysets checks they agree).
-    const st = await statusAll(client, n, 2_000)
+    const st = await statusAll(client, c, 2_000)
     const after = st.find(s => s.epoch === target)?.keySetId ?? null
     if (after !== null) {
       rec.keySetIdAfter = after
@@ -261,7 +355,7 @@ export class LifecycleDriver {
     log(`lifecycle: ${rec.op} committed on every node`, rec.fault, `${((rec.allCommittedMs - (rec.issuedMs ?? 0)) / 1000).toFixed(1)} s after the order; key set ${after?.slice(0, 16) ?? '?'}`)
     // consistency.epoch-keysets: every epoch agreed on; rotate keeps old epochs, refresh renews every live one.
     const tNow = now()
-    const agreed = checkEpochAgreement(checker, tNow, await epochKeySets(client, n, target), `after the ${rec.op}`)
+    const agreed = checkEpochAgreement(checker, tNow, await epochKeySets(client, c, target), `after the ${rec.op}`)
     this.known = agreed
     if (rec.minDecryptionEpoch !== undefined) this.minLive = Math.max(this.minLive, rec.minDecryptionEpoch)
     const live = this.minLive
@@ -271,8 +365,12 @@ export class LifecycleDriver {
       if (rec.op === 'rotate') {
         checker.record('consistency.epoch-keysets', cur.id === old.id, tNow, () => `the rotation changed the key set of the older epoch ${e}: ${old.id.slice(0, 16)} → ${cur.id.slice(0, 16)}`)
       } else {
-        checker.record('consistency.epoch-keysets', cur.wrap === old.wrap && cur.sign === old.sign, tNow, () => `the refresh changed a group key of epoch ${e}`)
-        if (e >= live) checker.record('consistency.epoch-keysets', cur.id !== old.id, tNow, () => `the refresh left the key set of live epoch ${e} unchanged (${cur.id.slice(0, 16)})`)
+        checker.record('consistency.epoch-keysets', cur.wrap === old.wrap && cur.sign === old.sign, tNow, () => `the ${rec.op} changed a group key of epoch ${e}`)
+        if (e >= live) checker.record('consistency.epoch-keysets', cur.id !== old.id, tNow, () => `the ${rec.op} left the key set of live epoch ${e} unchanged (${cur.id.slice(0, 16)})`)
+        if (rec.op === 'reshare' && e >= live) {
+          const n2 = newMembers?.length
+          checker.record('consistency.epoch-keysets', cur.k === rec.newThreshold && cur.n === n2, tNow, () => `after the reshare epoch ${e}'s key set is ${String(cur.k)}-of-${String(cur.n)}, not ${String(rec.newThreshold)}-of-${String(n2)}`)
+        }
       }
     }
     if (rec.op === 'rotate') {
@@ -280,5 +378,46 @@ export class LifecycleDriver {
       const prev = before.get(epochBefore)
       if (neu !== undefined && prev !== undefined) checker.record('consistency.epoch-keysets', neu.wrap !== prev.wrap && neu.sign !== prev.sign, tNow, () => `epoch ${target} has the group keys of epoch ${epochBefore}`)
     }
+  }
+
+  /**
+   * After every new member committed a reshare: k' in force, removed nodes marked 'removed' (a
+   * running one must stop by itself with exit 0), the workload's client adopts the new membership,
+   * then waits (within the event's bound) until every running member has reloaded under it and
+   * closes the liveness window. Records failures as lifecycle.completed. Never throws.
+   */
+  private async afterReshare (rec: LifecycleRecord, members: number[], runningAtIssue: ReadonlySet<number>, window: ReturnType<InvariantChecker['openWindow']> | undefined): Promise<void> {
+    const { cluster: c, client, checker, now, log } = this.env
+    const t0 = rec.allCommittedMs ?? now()
+    checker.setThreshold(t0, rec.newThreshold ?? checker.threshold(t0))
+    const w = window ?? checker.openWindow(t0)
+    rec.removedExit = {}
+    await Promise.all((rec.remove ?? []).map(async i => {
+      const ran = runningAtIssue.has(i)
+      const exit = await c.markRemoved(i)
+      const ex = ran ? (exit ?? 'unknown') : 'never ran'
+      ;(rec.removedExit as Record<string, number | string>)[String(i)] = ex
+      if (ran) checker.record('lifecycle.completed', exit === 0, now(), () => `node ${i}, removed by the reshare, did not stop by itself with exit 0 (exit ${String(exit)})`)
+      log(`lifecycle: node ${i} removed for good`, rec.fault, ran ? `exit ${String(exit)}` : 'it was down')
+    }))
+    this.env.disturb?.()
+    const deadline = t0 + rec.boundMs
+    while (client.membershipRevision < (rec.revision ?? 0) && now() < deadline && !this.stopped) {
+      if (!(await client.refreshMembership())) await sleep(300)
+    }
+    if (client.membershipRevision >= (rec.revision ?? 0)) {
+      rec.clientAdoptedMs ??= now()
+      log(`lifecycle: client adopted membership revision ${client.membershipRevision}`, rec.fault, `${client.transport.cluster.threshold}-of-${client.transport.cluster.nodes.length}`)
+    }
+    checker.record('lifecycle.completed', rec.clientAdoptedMs !== undefined, now(), () => `the workload's client did not adopt membership revision ${String(rec.revision)} (has ${client.membershipRevision})`)
+    this.env.disturb?.()
+    // Reloads: staggered (new index × 1 s); a member that is down reloads when it starts.
+    const reloaded = (i: number): boolean => { const x = c.node(i); return x.state !== 'up' || (x.reloading !== true && (x.readyRevision ?? 0) >= (rec.revision ?? Infinity)) }
+    while (!members.every(reloaded) && now() < deadline && !this.stopped) await sleep(LIFECYCLE_POLL_MS)
+    const ok = members.every(reloaded)
+    checker.record('lifecycle.completed', ok, now(), () => `member(s) ${members.filter(i => !reloaded(i)).join(',')} did not reload under membership revision ${String(rec.revision)} within ${rec.boundMs / 1000} s of the commit`)
+    rec.reloadedMs = now()
+    checker.closeWindow(w, rec.reloadedMs)
+    log(`lifecycle: ${ok ? 'every running member reloaded' : 'NOT every member reloaded'} under revision ${String(rec.revision)}`, rec.fault, `liveness window ${(w.fromMs / 1000).toFixed(1)}–${(rec.reloadedMs / 1000).toFixed(1)} s (+ recovery)`)
   }
 }

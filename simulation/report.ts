@@ -43,7 +43,15 @@ export interface ScenarioResult {
   expected: Scenario['expect']
   liarNamed: Record<number, number>
   /** Acked wraps + builds verified by the final sweep. */
-  sweep: { checked: number, wrong: number, error?: string, /** Acknowledged wraps re-opened per envelope epoch. */ epochs?: Record<string, number> }
+  sweep: {
+    checked: number
+    wrong: number
+    error?: string
+    /** Acknowledged wraps re-opened per envelope epoch. */
+    epochs?: Record<string, number>
+    /** With a committed reshare: wraps re-opened that were acknowledged before its order / after its commit. */
+    reshare?: { before: number, after: number }
+  }
   /** Per-second series for the timeline. */
   series: Array<{ s: number, ok: number, failed: number, p50: number, p99: number }>
   passed: boolean
@@ -191,7 +199,7 @@ export function scenarioMarkdown (r: ScenarioResult): string {
   L.push('')
   if (r.topology.lying.length > 0) L.push(`Lying node(s) named: ${r.topology.lying.map(i => `node ${i} × ${r.liarNamed[i] ?? 0}`).join(', ')}`, '')
   const perEpoch = Object.entries(r.sweep.epochs ?? {})
-  L.push(`Final sweep: ${r.sweep.checked} acknowledged wraps/builds re-opened${perEpoch.length > 1 ? ` (wraps by epoch: ${perEpoch.map(([e, c]) => `${e}: ${c}`).join(', ')})` : ''}, ${r.sweep.wrong} wrong${r.sweep.error !== undefined ? `, error: ${r.sweep.error}` : ''}.`, '')
+  L.push(`Final sweep: ${r.sweep.checked} acknowledged wraps/builds re-opened${perEpoch.length > 1 ? ` (wraps by epoch: ${perEpoch.map(([e, c]) => `${e}: ${c}`).join(', ')})` : ''}, ${r.sweep.wrong} wrong${r.sweep.reshare !== undefined ? ` (wraps acknowledged before the reshare: ${r.sweep.reshare.before}, after its commit: ${r.sweep.reshare.after})` : ''}${r.sweep.error !== undefined ? `, error: ${r.sweep.error}` : ''}.`, '')
   if ((r.lifecycle ?? []).length > 0) {
     L.push('## Lifecycle', '', '| op | issued (s) | epoch | key set before → after | all committed (s) | took (s) | bound | per node committed (s) | push |', '| --- | ---: | --- | --- | ---: | ---: | --- | --- | --- |')
     for (const x of r.lifecycle ?? []) {

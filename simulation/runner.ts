@@ -15,7 +15,7 @@ import { errorCode } from '../protocol/errors.ts'
 import { readFile } from 'node:fs/promises'
 import { SimCluster } from './cluster.ts'
 import { InvariantChecker } from './invariants.ts'
-import { LifecycleDriver, checkEpochAgreement, epochKeySets } from './lifecycle.ts'
+import { LifecycleDriver, checkEpochAgreement, epochKeySets, statusAll } from './lifecycle.ts'
 import type { Reachability } from './invariants.ts'
 import { buildSchedule } from './schedule.ts'
 import type { SimEvent } from './schedule.ts'
@@ -49,10 +49,10 @@ export interface RunOutput { result: ScenarioResult, cluster?: SimCluster }
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(res => setTimeout(res, Math.max(0, ms))) }
 
-/** True when `c` can host scenario `s` (same size and threshold, every node still startable). */
+/** True when `c` can host scenario `s` (same size and threshold, every node still startable and a member). */
 export function canReuse (c: SimCluster | undefined, s: Scenario): boolean {
   return c !== undefined && c.n === s.topology.nodes && c.threshold === s.topology.threshold &&
-    c.nodes.every(x => x.state !== 'wiped' && x.state !== 'refused')
+    c.nodes.every(x => x.state !== 'wiped' && x.state !== 'refused' && x.state !== 'removed')
 }
 
 async function statuses (client: KeymeshClient, n: number, timeoutMs: number): Promise<Array<{ index: number, epoch: number | null, keySetId: string | null }>> {
@@ -128,10 +128,13 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
       onOp: op => { ops.push(op); checker.onOp(op) }
     })
     const wl = workload
+    // Set once the clock runs: a reshare's commit / removals / reloads change the cluster model.
+    let disturb = (): void => {}
     lifecycle = new LifecycleDriver({
       cluster: c, client: cl, checker, now,
       log: (label, fault, note) => { executed.push({ tMs: now(), label, fault, ...(note !== undefined ? { note } : {}) }) },
-      onRetire: epoch => { wl.retireBelow(epoch) }
+      onRetire: epoch => { wl.retireBelow(epoch) },
+      disturb: () => { disturb() }
     })
     const lc = lifecycle
     if (schedule.events.some(e => e.action === 'lifecycle')) await lc.init()
@@ -144,10 +147,16 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
     // ---- the clock starts
     t0 = Date.now()
     const snapshot = (disturbance: boolean): Reachability => {
-      const reachable = c.nodes.filter(x => x.state === 'up' && !c.proxy({ from: 'client', to: x.index }).conditions.partitioned).map(x => x.index)
+      // A node reloading under a new membership (reshare) is not reachable until it is ready again.
+      const reachable = c.nodes.filter(x => x.state === 'up' && x.reloading !== true && !c.proxy({ from: 'client', to: x.index }).conditions.partitioned).map(x => x.index)
       return { t: now(), reachable, honest: reachable.filter(i => !c.node(i).lying), disturbance, starting: c.nodes.filter(x => x.state === 'starting').map(x => x.index) }
     }
     checker.noteChange(snapshot(false))
+    // Not a disturbance (that would also move lifecycle.completed's bound): the reshare's liveness
+    // window (InvariantChecker.openWindow) covers its commit, removals and reloads.
+    disturb = () => { checker.noteChange(snapshot(false)) }
+    // Reshare reloads and a removed node's exit happen inside the nodes: follow them from their logs.
+    c.onNodeEvent = () => { disturb() }
     workload.start()
     let stop = false
     const poller = (async () => {
@@ -155,7 +164,7 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
         await sleep(1_000)
         if (stop) break
         const t = now()
-        const st = await statuses(cl, n, 1_000)
+        const st = await statusAll(cl, c, 1_000, { skip: lc.leaving })
         checker.onStatuses(t, st, now())
       }
     })()
@@ -163,7 +172,7 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
       const okN = ops.filter(x => x.ok).length
       const down = c.nodes.filter(x => x.state !== 'up').map(x => `${x.index}:${x.state}`)
       const lcNow = lc.records.find(r => r.issuedMs !== undefined && r.allCommittedMs === undefined && r.error === undefined)
-      const lcText = lcNow === undefined ? '' : ` ${lcNow.op} in progress (${Object.keys(lcNow.committedMs).length}/${n} committed)`
+      const lcText = lcNow === undefined ? '' : ` ${lcNow.op} in progress (${Object.keys(lcNow.committedMs).length}/${lcNow.newIndex !== undefined ? Object.keys(lcNow.newIndex).length : n} committed)`
       progress(`${tag} t=${(now() / 1000).toFixed(0)}s ops=${ops.length} ok=${okN} failed=${ops.length - okN} violations=${checker.violations.length}${down.length > 0 ? ` nodes ${down.join(' ')}` : ''}${lcText}`)
     }, 2_000)
     // Action chains (per node unless the event names one): a start waits for the kill/stop before
@@ -209,7 +218,11 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
         case 'lifecycle':
           // Not a disturbance in itself: operations during a ceremony must keep succeeding with
           // ≥ k nodes reachable (the faults scheduled around it are disturbances as usual).
-          lc.issue(e.fault, e.op, e.boundMs, e.minDecryptionEpoch)
+          lc.issue(e.fault, e.op, e.boundMs, {
+            ...(e.minDecryptionEpoch !== undefined ? { minDecryptionEpoch: e.minDecryptionEpoch } : {}),
+            ...(e.newThreshold !== undefined ? { newThreshold: e.newThreshold } : {}),
+            ...(e.remove !== undefined ? { remove: e.remove } : {})
+          })
           break
         case 'reset-links': {
           const cnt = c.resetLinks(e.links)
@@ -247,14 +260,14 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
     const upIdx = c.nodes.filter(x => x.state === 'up').map(x => x.index)
     const until = Date.now() + 30_000
     for (;;) {
-      const st = (await statuses(cl, n, 2_000)).filter(x => upIdx.includes(x.index))
+      const st = (await statusAll(cl, c, 2_000)).filter(x => upIdx.includes(x.index))
       if (st.length === upIdx.length || Date.now() > until) { checker.onStatuses(now(), st); break }
       await sleep(300)
     }
 
     // consistency.epoch-keysets at the end: every node serves the same key set of every epoch.
     const finalRef = checker.reference()
-    if (finalRef !== undefined) checkEpochAgreement(checker, now(), await epochKeySets(cl, n, finalRef.epoch), 'at the end')
+    if (finalRef !== undefined) checkEpochAgreement(checker, now(), await epochKeySets(cl, c, finalRef.epoch), 'at the end')
 
     // ---- final sweep: every acknowledged wrap and build must still open with k nodes up — of
     // every epoch (one batch is one epoch); wraps of epochs a committed rotation retired must be
@@ -290,7 +303,20 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
         if (got.length !== rel.plaintext.length || !got.every((b, j) => b === rel.plaintext[j])) wrong++
         await rm(out, { force: true })
       }
-      sweep = { checked, wrong, epochs: perEpoch }
+      // A reshare keeps the epoch: wraps made before the order and after its commit must both have
+      // been re-opened above (same epoch, older and newer key set generation).
+      const reshares = lc.records.filter(r => r.op === 'reshare' && r.allCommittedMs !== undefined)
+      if (reshares.length > 0) {
+        const ackedAt = new Map(ops.filter(op => op.ok && op.type === 'wrap').map(op => [op.id, op.endMs]))
+        const swept = workload.acked.filter(a => a.envelope.label.epoch >= retiredBelow)
+        const first = reshares[0] as (typeof reshares)[number]
+        const last = reshares[reshares.length - 1] as (typeof reshares)[number]
+        const pre = swept.filter(a => a.opId < 0 || (ackedAt.get(a.opId) ?? Infinity) < (first.issuedMs ?? 0)).length
+        const post = swept.filter(a => (ackedAt.get(a.opId) ?? -Infinity) > (last.allCommittedMs ?? Infinity)).length
+        sweep.reshare = { before: pre, after: post }
+        checker.record('safety.acked-unwrappable', pre > 0 && post > 0, now(), () => `the final sweep had ${pre} wrap(s) acknowledged before the reshare order and ${post} after its commit; both must be re-opened`)
+      }
+      sweep = { ...sweep, checked, wrong, epochs: perEpoch }
       checker.onSweep(now(), checked, wrong)
     } catch (e) {
       sweep = { checked, wrong, epochs: perEpoch, error: `${errorCode(e)}: ${(e as Error).message.slice(0, 300)}` }
@@ -305,6 +331,7 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
     error = (e as Error).message
     progress(`${tag} run error: ${error}`)
   } finally {
+    if (cluster !== undefined) delete cluster.onNodeEvent
     lifecycle?.stop()
     await workload?.stop()
     await lifecycle?.settled()
@@ -363,8 +390,9 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
   progress(`${tag} ${result.passed ? 'PASS' : 'FAIL'}: ${result.ops.attempted} ops, ${result.ops.failed} failed, p99 ${result.latency.p99} ms, ${result.violations.length} violations${result.passed ? '' : ` — replay: ${replay}`}`)
   // A cluster with an order that never completed may still hold it pending (later orders would be
   // refused): start the next scenario on a fresh one.
+  // A resharded cluster has another membership than its topology: never reused.
   const reusable = cluster !== undefined && o.keepCluster === true && error === undefined &&
-    (lifecycle?.records ?? []).every(r => r.allCommittedMs !== undefined)
+    (lifecycle?.records ?? []).every(r => r.allCommittedMs !== undefined && r.op !== 'reshare')
   if (!reusable) {
     await cluster?.dispose()
     return { result }

@@ -28,9 +28,10 @@ export type FaultKind = typeof FAULT_KINDS[number]
 /**
  * Lifecycle operations the `lifecycle` event issues (docs/LIFECYCLE.md): `rotate` = new epoch by a
  * fresh DKG; `refresh` = proactive share refresh of every live epoch (same epoch, same group keys,
- * new keySetIds).
+ * new keySetIds); `reshare` = new threshold and/or members removed (same epoch, same group keys, a
+ * new generation of every live epoch with k', n'; removed nodes delete their shares and stop).
  */
-export const LIFECYCLE_OPS = ['rotate', 'refresh'] as const
+export const LIFECYCLE_OPS = ['rotate', 'refresh', 'reshare'] as const
 export type LifecycleOp = typeof LIFECYCLE_OPS[number]
 
 /** Default of `completeWithinS`: seconds after the last disturbance within which every node must have committed. */
@@ -73,6 +74,17 @@ export interface FaultSpec {
   op?: LifecycleOp
   /** lifecycle (rotate only): the order's minDecryptionEpoch (epochs below it are retired once the rotation commits). */
   minDecryptionEpoch?: number
+  /**
+   * lifecycle (reshare only): the new threshold k' (default: min(k, n')). A reshare needs
+   * `newThreshold`, `remove` or both.
+   */
+  newThreshold?: number
+  /**
+   * lifecycle (reshare only): nodes to remove, by their index in the scenario's topology (the
+   * harness keeps those numbers for the whole run; the cluster renumbers the remaining members
+   * 1..n' as `keymesh cluster reshare --remove` does). Removed nodes are gone for good.
+   */
+  remove?: number[]
   /**
    * lifecycle: the ceremony must be committed on every node within this many seconds after the
    * later of the order's issue and the last disturbance (node down/up/pause/partition) before it
@@ -161,7 +173,7 @@ function parseTargets (f: string, v: unknown): TargetSpec {
 }
 
 function parseFault (f: string, v: unknown): FaultSpec {
-  const o = obj(f, v, ['kind', 'at', 'atJitter', 'duration', 'targets', 'clientSide', 'latencyMs', 'jitterMs', 'bytesPerSec', 'intervalMs', 'gap', 'part', 'op', 'minDecryptionEpoch', 'completeWithinS', 'link'])
+  const o = obj(f, v, ['kind', 'at', 'atJitter', 'duration', 'targets', 'clientSide', 'latencyMs', 'jitterMs', 'bytesPerSec', 'intervalMs', 'gap', 'part', 'op', 'minDecryptionEpoch', 'completeWithinS', 'link', 'newThreshold', 'remove'])
   if (!(FAULT_KINDS as readonly unknown[]).includes(o.kind)) throw new BadInputError(`${f}.kind`, `expected one of ${FAULT_KINDS.join(', ')}`)
   const fs: FaultSpec = { kind: o.kind as FaultKind, at: num(`${f}.at`, o.at, 0, 86_400) }
   const set = <K extends keyof FaultSpec>(k: K, val: FaultSpec[K] | undefined): void => { if (val !== undefined) fs[k] = val }
@@ -184,16 +196,28 @@ function parseFault (f: string, v: unknown): FaultSpec {
   if (fs.kind === 'lifecycle') {
     // Only the fields a lifecycle event uses: a stray fault field is a typo, not something to ignore.
     for (const k of ['duration', 'targets', 'link', 'clientSide', 'latencyMs', 'jitterMs', 'bytesPerSec', 'intervalMs', 'gap', 'part']) {
-      if (o[k] !== undefined) throw new BadInputError(`${f}.${k}`, 'not a field of a lifecycle event (kind, at, atJitter, op, minDecryptionEpoch, completeWithinS)')
+      if (o[k] !== undefined) throw new BadInputError(`${f}.${k}`, 'not a field of a lifecycle event (kind, at, atJitter, op, minDecryptionEpoch, newThreshold, remove, completeWithinS)')
     }
     if (!(LIFECYCLE_OPS as readonly unknown[]).includes(o.op)) throw new BadInputError(`${f}.op`, `required for lifecycle: one of ${LIFECYCLE_OPS.join(', ')}`)
     fs.op = o.op as LifecycleOp
     set('minDecryptionEpoch', optNum(`${f}.minDecryptionEpoch`, o.minDecryptionEpoch, 1, 0xffffffff, true))
     if (fs.minDecryptionEpoch !== undefined && fs.op !== 'rotate') throw new BadInputError(`${f}.minDecryptionEpoch`, 'only a rotate order retires epochs')
+    set('newThreshold', optNum(`${f}.newThreshold`, o.newThreshold, 2, 64, true))
+    if (o.remove !== undefined) {
+      const rm = idxList(`${f}.remove`, o.remove)
+      if (rm.length === 0) throw new BadInputError(`${f}.remove`, 'expected at least one node index')
+      if (new Set(rm).size !== rm.length) throw new BadInputError(`${f}.remove`, 'duplicate node index')
+      fs.remove = rm
+    }
+    if (fs.op === 'reshare') {
+      if (fs.newThreshold === undefined && fs.remove === undefined) throw new BadInputError(`${f}.op`, 'a reshare needs newThreshold, remove or both')
+    } else {
+      for (const k of ['newThreshold', 'remove'] as const) if (fs[k] !== undefined) throw new BadInputError(`${f}.${k}`, 'only for a reshare')
+    }
     set('completeWithinS', optNum(`${f}.completeWithinS`, o.completeWithinS, 1, 3600))
     return fs
   }
-  for (const k of ['op', 'minDecryptionEpoch', 'completeWithinS']) {
+  for (const k of ['op', 'minDecryptionEpoch', 'completeWithinS', 'newThreshold', 'remove']) {
     if (o[k] !== undefined) throw new BadInputError(`${f}.${k}`, `only for kind 'lifecycle'`)
   }
   if (o.link !== undefined) {
@@ -260,6 +284,7 @@ export function parseScenario (v: unknown): Scenario {
     // An order issued after the workload ended would never be observed under load.
     if (x.kind === 'lifecycle' && x.at + (x.atJitter ?? 0) >= durationS) throw new BadInputError(`scenario.faults[${i}].at`, `a lifecycle event must be issued before the end of the workload (at + atJitter < durationS = ${durationS})`)
   })
+  checkReshares(faults, { nodes, threshold, lying })
   return {
     format: 'keymesh.scenario',
     version: 1,
@@ -271,6 +296,30 @@ export function parseScenario (v: unknown): Scenario {
     workload,
     faults,
     expect
+  }
+}
+
+/**
+ * Checks the reshare events of a fault list against the topology, in the order they are issued
+ * (`at`; a reshare starts from the membership the previous one left): every removed index is a
+ * current member, at least 2 members remain, 2 ≤ k' ≤ n', the order changes something, and no
+ * lying node (the oracle names liars by topology index; a renumbered cluster would mislead it).
+ * Throws BadInputError naming the event.
+ */
+export function checkReshares (faults: FaultSpec[], topology: { nodes: number, threshold: number, lying: number[] }): void {
+  const members = new Set(Array.from({ length: topology.nodes }, (_, i) => i + 1))
+  let k = topology.threshold
+  const order = faults.map((x, i) => ({ x, i })).filter(({ x }) => x.kind === 'lifecycle' && x.op === 'reshare').sort((a, b) => a.x.at - b.x.at || a.i - b.i)
+  for (const { x, i } of order) {
+    const f = `scenario.faults[${i}]`
+    if (topology.lying.length > 0) throw new BadInputError(`${f}.op`, 'a reshare cannot be combined with lying nodes (liars are tracked by topology index)')
+    for (const r of x.remove ?? []) if (!members.has(r)) throw new BadInputError(`${f}.remove`, `node ${r} is not a member at that point (members: ${[...members].join(',')})`)
+    for (const r of x.remove ?? []) members.delete(r)
+    if (members.size < 2) throw new BadInputError(`${f}.remove`, 'a cluster needs at least 2 members')
+    const k2 = x.newThreshold ?? Math.min(k, members.size)
+    if (k2 > members.size) throw new BadInputError(`${f}.newThreshold`, `expected at most n' = ${members.size}`)
+    if ((x.remove ?? []).length === 0 && k2 === k) throw new BadInputError(`${f}.newThreshold`, `the reshare changes nothing (threshold already ${k}); use a refresh`)
+    k = k2
   }
 }
 
@@ -308,5 +357,6 @@ export function withOverrides (s: Scenario, o: { nodes?: number, threshold?: num
       return y
     })
   }
+  checkReshares(out.faults, out.topology)
   return out
 }

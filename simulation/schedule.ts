@@ -22,8 +22,9 @@ export type SimAction =
    * current epoch + 1; refresh: of the current epoch) and follow it until every node committed.
    * `boundMs`: the lifecycle.completed bound. Lifecycle actions run on one chain: an order is issued
    * only once the previous one has completed (or missed its bound), as an operator would.
+   * reshare: `newThreshold` / `remove` (topology indices) as in the scenario.
    */
-  | { action: 'lifecycle', op: LifecycleOp, minDecryptionEpoch?: number, boundMs: number }
+  | { action: 'lifecycle', op: LifecycleOp, minDecryptionEpoch?: number, boundMs: number, newThreshold?: number, remove?: number[] }
 
 /**
  * A scheduled action. Node actions run on a chain (default: one per node), so an action waits for
@@ -189,8 +190,15 @@ export function buildSchedule (s: Scenario, seed: number): Schedule {
       }
       case 'lifecycle': {
         const op = f.op ?? 'rotate'
-        const a: SimAction = { action: 'lifecycle', op, boundMs: sec(f.completeWithinS ?? DEFAULT_LIFECYCLE_BOUND_S), ...(f.minDecryptionEpoch !== undefined ? { minDecryptionEpoch: f.minDecryptionEpoch } : {}) }
-        const what = op === 'rotate' ? `rotate${f.minDecryptionEpoch !== undefined ? ` (minDecryptionEpoch ${f.minDecryptionEpoch})` : ''}` : 'refresh'
+        const a: SimAction = {
+          action: 'lifecycle', op, boundMs: sec(f.completeWithinS ?? DEFAULT_LIFECYCLE_BOUND_S),
+          ...(f.minDecryptionEpoch !== undefined ? { minDecryptionEpoch: f.minDecryptionEpoch } : {}),
+          ...(f.newThreshold !== undefined ? { newThreshold: f.newThreshold } : {}),
+          ...(f.remove !== undefined ? { remove: [...f.remove] } : {})
+        }
+        const what = op === 'rotate'
+          ? `rotate${f.minDecryptionEpoch !== undefined ? ` (minDecryptionEpoch ${f.minDecryptionEpoch})` : ''}`
+          : op === 'refresh' ? 'refresh' : `reshare${f.remove !== undefined ? ` removing ${f.remove.join(',')}` : ''}${f.newThreshold !== undefined ? ` to k'=${f.newThreshold}` : ''}`
         ev(at, a, `lifecycle: issue ${what} order`, 'lifecycle')
         // The band ends when the runner sees every node committed (it updates endMs); until then: the run's end.
         win('lifecycle', what, at, endMs, [])

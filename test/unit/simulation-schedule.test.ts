@@ -12,7 +12,7 @@ import { Prng } from '../../simulation/prng.ts'
 import { buildSchedule, linkPair, linksOf, partitionLinks, resolveTargets } from '../../simulation/schedule.ts'
 import { DEFAULT_LIFECYCLE_BOUND_S, loadScenarioFile, parseScenario, withOverrides } from '../../simulation/scenario.ts'
 import type { Scenario } from '../../simulation/scenario.ts'
-import { SCENARIO_DIR, STANDARD_SCENARIOS } from '../../simulation/simulate.ts'
+import { EXPERIMENTAL_SCENARIOS, SCENARIO_DIR, STANDARD_SCENARIOS } from '../../simulation/simulate.ts'
 
 const base = (faults: unknown[], topology = { nodes: 5, threshold: 3, lying: [] as number[] }): Scenario => parseScenario({
   format: 'keymesh.scenario', version: 1, name: 'unit', description: '', topology, durationS: 30, recoveryS: 2,
@@ -117,7 +117,7 @@ describe('buildSchedule', () => {
 describe('scenario files', () => {
   it('every standard scenario parses and schedules, also at 5-of-9 and a shorter duration', async () => {
     const files = (await readdir(SCENARIO_DIR)).filter(f => f.endsWith('.json')).sort()
-    expect(files.map(f => f.slice(0, -5)).sort()).toEqual([...STANDARD_SCENARIOS].sort())
+    expect(files.map(f => f.slice(0, -5)).sort()).toEqual([...STANDARD_SCENARIOS, ...EXPERIMENTAL_SCENARIOS].sort())
     for (const f of files) {
       const s = await loadScenarioFile(join(SCENARIO_DIR, f))
       expect(`${s.name}.json`).toBe(f)
