@@ -75,18 +75,22 @@ export async function thresholdSign (t: ClientTransport, ks: KeySet, message: Ui
     const remainingMs = deadlineAt - Date.now()
     const candidates = candidatesFor(t.indices, [...excluded], opts.order)
     if (candidates.length < k || remainingMs <= 0) throw quorumError(k, 0, dedupe(failures), n)
-    const session = randomBytes(16).toString('hex')
-    // Round 1: commitments from k nodes of ONE generation (hedged, grouped by keySetId).
-    const h = new GenerationHedger<{ c: SigningCommitment, ks: KeySet }>(candidates, k, n, remainingMs, opts.hedgeMs ?? hedgeDelay(t, 'frost.commit', 150), idOf(ks), async (index, signal) => {
+    // Round 1: commitments from k nodes of ONE generation (hedged, grouped by keySetId). A fresh
+    // session id per ask: the hedger may ask a node again (split generations), and a node refuses
+    // a session id it has seen (CONFLICT: nonces are single-use). Nodes key sessions by
+    // (caller, session), so signers need not share one id.
+    const h = new GenerationHedger<{ c: SigningCommitment, ks: KeySet, session: string }>(candidates, k, n, remainingMs, opts.hedgeMs ?? hedgeDelay(t, 'frost.commit', 150), idOf(ks), async (index, signal) => {
+      const session = randomBytes(16).toString('hex')
       const res = await t.call(index, 'frost.commit', { epoch: ks.epoch, session }, { timeoutMs: remainingMs, signal })
       const id = namedGeneration(index, res.keySetId, ks)
       const gks = await resolveGeneration(t, ks, id, { from: index, signal, timeoutMs: remainingMs })
       gk.set(id, gks.threshold)
       const c = decodeSigningCommitment(res.commitment)
       if (c.index !== index) throw new VerificationError(`node ${index} sent a commitment for index ${c.index}`, [index])
-      return { keySetId: id, value: { c, ks: gks } }
+      return { keySetId: id, value: { c, ks: gks, session } }
     }, id => gk.get(id) ?? k)
     let commitments: SigningCommitment[]
+    let sessions: Map<number, string>
     let gks: KeySet
     let genId: string
     try {
@@ -94,6 +98,7 @@ export async function thresholdSign (t: ClientTransport, ks: KeySet, message: Ui
       const gsz = ([...group.answers.values()][0] as { ks: KeySet }).ks.threshold
       const picked = [...group.answers.values()].sort((a, b) => a.c.index - b.c.index).slice(0, gsz)
       commitments = picked.map(x => x.c)
+      sessions = new Map(picked.map(x => [x.c.index, x.session]))
       gks = (picked[0] as { ks: KeySet }).ks
       genId = group.keySetId
     } catch (err) {
@@ -117,7 +122,7 @@ export async function thresholdSign (t: ClientTransport, ks: KeySet, message: Ui
     try {
       await Promise.all(signers.map(async (index) => {
         try {
-          const res = await t.call(index, 'frost.sign', { epoch: ks.epoch, session, message, commitments: encoded, keySetId: genId }, { timeoutMs: left, signal: ctl.signal })
+          const res = await t.call(index, 'frost.sign', { epoch: ks.epoch, session: sessions.get(index) as string, message, commitments: encoded, keySetId: genId }, { timeoutMs: left, signal: ctl.signal })
           shares.set(index, decodeSignatureShare(res.share))
         } catch (err) {
           roundFailed = true
