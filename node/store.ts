@@ -156,6 +156,9 @@ function storeReadError (path: string, e: unknown): KeymeshError {
 }
 
 /** Level-backed NodeStore. */
+/** One operation of an atomic level batch. */
+type BatchOp = { type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }
+
 export class LevelNodeStore implements NodeStore {
   readonly #db: Level<string, Uint8Array>
   readonly #key: StorageKey
@@ -405,25 +408,58 @@ export class LevelNodeStore implements NodeStore {
   async replaceGenerations (entries: Array<{ keySet: KeySet, wrapShare: KeyShare, signShare: KeyShare }>, session?: string): Promise<void> {
     if (!Array.isArray(entries) || entries.length === 0) throw new BadInputError('entries', 'expected at least one epoch')
     if (session !== undefined) checkSession(session)
-    const ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }> = []
+    const { ops, epochs } = await this.#generationOps(entries.map(e => ({ ...e, base: undefined })))
+    if (session !== undefined) {
+      const result = [u16(epochs.length)]
+      for (const { keySet } of entries) result.push(u32(keySet.epoch), fromHex('keySetId', keySetId(keySet), 32))
+      ops.push(...await this.#sessionDoneOps(session, concat(...result)))
+    }
+    await this.#commitBatch(ops, epochs)
+  }
+
+  async commitReshare (entries: Array<{ keySet: KeySet, base: KeySet, wrapShare: KeyShare, signShare: KeyShare }>, session: string, result: Uint8Array): Promise<void> {
+    if (!Array.isArray(entries) || entries.length === 0) throw new BadInputError('entries', 'expected at least one epoch')
+    checkSession(session)
+    const { ops, epochs } = await this.#generationOps(entries)
+    const cur = await this.currentEpoch()
+    const top = Math.max(...epochs)
+    if (cur === undefined || cur < top) ops.push({ type: 'put', key: META_EPOCH, value: u32(top) })
+    ops.push(...await this.#sessionDoneOps(session, new Uint8Array(result)))
+    await this.#commitBatch(ops, epochs)
+  }
+
+  /**
+   * The batch operations installing a new generation per entry (key set as current and in the
+   * generation records, both shares sealed), shared by refresh and reshare. `base` undefined =
+   * refresh: the base is this node's current generation, and threshold and n must not change;
+   * otherwise (reshare) `base` must be the current generation when the node has one (a joining node
+   * has none) and (k, n) may change. Either way the group keys must equal the base's.
+   * Throws BadInputError; the plaintext share encodings are zeroed before returning.
+   */
+  async #generationOps (entries: Array<{ keySet: KeySet, base: KeySet | undefined, wrapShare: KeyShare, signShare: KeyShare }>): Promise<{ ops: BatchOp[], epochs: number[] }> {
+    const ops: BatchOp[] = []
     const epochs: number[] = []
     const plains: Uint8Array[] = []
+    type P = KeySet['wrap']['commitments'][0]
     try {
-      for (const [j, { keySet, wrapShare, signShare }] of entries.entries()) {
+      for (const [j, { keySet, base: given, wrapShare, signShare }] of entries.entries()) {
         const f = `entries[${j}]`
         const epoch = aint(`${f}.keySet.epoch`, keySet?.epoch, 1, 0xffffffff)
         if (epochs.includes(epoch)) throw new BadInputError(`${f}.keySet.epoch`, `epoch ${epoch} appears twice`)
-        const bytes = encodeKeySet(keySet)
         const old = await this.#cached(epoch)
-        if (old === undefined) throw new BadInputError(`${f}.keySet.epoch`, `no key set of epoch ${epoch} on this node to replace`)
-        const o = old.ks
-        if (keySet.clusterId !== o.clusterId) throw new BadInputError(`${f}.keySet.clusterId`, 'differs from the stored key set')
-        if (keySet.threshold !== o.threshold || keySet.n !== o.n) throw new BadInputError(`${f}.keySet.threshold`, 'threshold or n differ from the stored key set')
-        if (!(keySet.wrap.commitments[0] as KeySet['wrap']['commitments'][0]).equals(o.wrap.commitments[0] as KeySet['wrap']['commitments'][0])) throw new BadInputError(`${f}.keySet.wrap`, 'the wrap group key differs from the stored key set (a refresh never changes it)')
-        if (!(keySet.sign.commitments[0] as KeySet['sign']['commitments'][0]).equals(o.sign.commitments[0] as KeySet['sign']['commitments'][0])) throw new BadInputError(`${f}.keySet.sign`, 'the sign group key differs from the stored key set (a refresh never changes it)')
+        const refresh = given === undefined
+        const what = refresh ? 'a refresh' : 'a reshare'
+        if (refresh && old === undefined) throw new BadInputError(`${f}.keySet.epoch`, `no key set of epoch ${epoch} on this node to replace`)
+        const base = given ?? (old as { ks: KeySet }).ks
+        const baseId = refresh ? (old as { id: string }).id : keySetId(base)
+        if (base.epoch !== epoch || base.clusterId !== keySet.clusterId) throw new BadInputError(`${f}.base`, 'base key set of another epoch or cluster')
+        if (refresh && (keySet.threshold !== base.threshold || keySet.n !== base.n)) throw new BadInputError(`${f}.keySet.threshold`, 'threshold or n differ from the stored key set')
+        if (!(keySet.wrap.commitments[0] as P).equals(base.wrap.commitments[0] as P)) throw new BadInputError(`${f}.keySet.wrap`, `the wrap group key differs from the base key set (${what} never changes it)`)
+        if (!(keySet.sign.commitments[0] as P).equals(base.sign.commitments[0] as P)) throw new BadInputError(`${f}.keySet.sign`, `the sign group key differs from the base key set (${what} never changes it)`)
+        if (old !== undefined && old.id !== baseId) throw new BadInputError(`${f}.base`, `the current key set of epoch ${epoch} here is not the reshared generation`)
         if (wrapShare.index !== signShare.index) throw new BadInputError(`${f}.share.index`, 'wrap and sign shares have different indices')
         aint(`${f}.share.index`, wrapShare.index, 1, keySet.n)
-        const id = keySetId(keySet)
+        const bytes = encodeKeySet(keySet)
         const wk = shareKey(epoch, 'wrap')
         const sk = shareKey(epoch, 'sign')
         const wp = encodeShare(wrapShare)
@@ -432,56 +468,7 @@ export class LevelNodeStore implements NodeStore {
         ops.push(
           { type: 'put', key: keySetKey(epoch), value: bytes },
           // The outgoing generation too (a store from before generations has no record of it).
-          { type: 'put', key: keySetGenKey(epoch, old.id), value: old.bytes },
-          { type: 'put', key: keySetGenKey(epoch, id), value: bytes },
-          { type: 'put', key: wk, value: this.#key.seal(wk, wp) },
-          { type: 'put', key: sk, value: this.#key.seal(sk, sp) }
-        )
-        epochs.push(epoch)
-      }
-    } finally {
-      for (const p of plains) p.fill(0)
-    }
-    if (session !== undefined) {
-      const resultKey = dkgKey(session, 'result')
-      for (const key of await this.#keysWithPrefix(dkgPrefix(session))) if (key !== resultKey) ops.push({ type: 'del', key })
-      const result = [u16(epochs.length)]
-      for (const { keySet } of entries) result.push(u32(keySet.epoch), fromHex('keySetId', keySetId(keySet), 32))
-      ops.push({ type: 'put', key: resultKey, value: concat(...result) })
-    }
-    await this.#commitBatch(ops, epochs)
-  }
-
-  async commitReshare (entries: Array<{ keySet: KeySet, base: KeySet, wrapShare: KeyShare, signShare: KeyShare }>, session: string, result: Uint8Array): Promise<void> {
-    if (!Array.isArray(entries) || entries.length === 0) throw new BadInputError('entries', 'expected at least one epoch')
-    checkSession(session)
-    const ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }> = []
-    const epochs: number[] = []
-    const plains: Uint8Array[] = []
-    type P = KeySet['wrap']['commitments'][0]
-    try {
-      for (const [j, { keySet, base, wrapShare, signShare }] of entries.entries()) {
-        const f = `entries[${j}]`
-        const epoch = aint(`${f}.keySet.epoch`, keySet?.epoch, 1, 0xffffffff)
-        if (epochs.includes(epoch)) throw new BadInputError(`${f}.keySet.epoch`, `epoch ${epoch} appears twice`)
-        if (base.epoch !== epoch || base.clusterId !== keySet.clusterId) throw new BadInputError(`${f}.base`, 'base key set of another epoch or cluster')
-        if (!(keySet.wrap.commitments[0] as P).equals(base.wrap.commitments[0] as P)) throw new BadInputError(`${f}.keySet.wrap`, 'the wrap group key differs from the base key set (a reshare never changes it)')
-        if (!(keySet.sign.commitments[0] as P).equals(base.sign.commitments[0] as P)) throw new BadInputError(`${f}.keySet.sign`, 'the sign group key differs from the base key set (a reshare never changes it)')
-        const baseId = keySetId(base)
-        const old = await this.#cached(epoch)
-        if (old !== undefined && old.id !== baseId) throw new BadInputError(`${f}.base`, `the current key set of epoch ${epoch} here is not the reshared generation`)
-        if (wrapShare.index !== signShare.index) throw new BadInputError(`${f}.share.index`, 'wrap and sign shares have different indices')
-        aint(`${f}.share.index`, wrapShare.index, 1, keySet.n)
-        const bytes = encodeKeySet(keySet)
-        const baseBytes = encodeKeySet(base)
-        const wk = shareKey(epoch, 'wrap')
-        const sk = shareKey(epoch, 'sign')
-        const wp = encodeShare(wrapShare)
-        const sp = encodeShare(signShare)
-        plains.push(wp, sp)
-        ops.push(
-          { type: 'put', key: keySetKey(epoch), value: bytes },
-          { type: 'put', key: keySetGenKey(epoch, baseId), value: baseBytes },
+          { type: 'put', key: keySetGenKey(epoch, baseId), value: refresh ? (old as { bytes: Uint8Array }).bytes : encodeKeySet(base) },
           { type: 'put', key: keySetGenKey(epoch, keySetId(keySet)), value: bytes },
           { type: 'put', key: wk, value: this.#key.seal(wk, wp) },
           { type: 'put', key: sk, value: this.#key.seal(sk, sp) }
@@ -491,13 +478,16 @@ export class LevelNodeStore implements NodeStore {
     } finally {
       for (const p of plains) p.fill(0)
     }
-    const cur = await this.currentEpoch()
-    const top = Math.max(...epochs)
-    if (cur === undefined || cur < top) ops.push({ type: 'put', key: META_EPOCH, value: u32(top) })
+    return { ops, epochs }
+  }
+
+  /** Ops deleting a finished ceremony's progress records and leaving its public result marker. */
+  async #sessionDoneOps (session: string, result: Uint8Array): Promise<BatchOp[]> {
     const resultKey = dkgKey(session, 'result')
+    const ops: BatchOp[] = []
     for (const key of await this.#keysWithPrefix(dkgPrefix(session))) if (key !== resultKey) ops.push({ type: 'del', key })
-    ops.push({ type: 'put', key: resultKey, value: new Uint8Array(result) })
-    await this.#commitBatch(ops, epochs)
+    ops.push({ type: 'put', key: resultKey, value: result })
+    return ops
   }
 
   async deleteAllShares (session?: string): Promise<void> {
