@@ -127,7 +127,7 @@ export async function deploy (client: KeymeshClient, opts: DeployOptions): Promi
       progress({ phase: 'bundle', note: opts.bundle })
       // A bundle made before a share refresh names an older generation of the epoch's key set:
       // fetch that generation (checked against the trusted key set) instead of refusing.
-      const r = await openReleaseBundle(opts.bundle, rel, ks, client.identity.recipientSecretKey, async id => await resolveGeneration(client.transport, ks, id))
+      const r = await openReleaseBundle(opts.bundle, rel, ks, client.identity.recipientSecretKey, async id => await resolveGeneration(client.transport, ks, id), client.transport.cluster)
       releaseKey = r.key
       nodes = r.nodes
       failures = r.blame.map(i => ({ index: i, code: 'VERIFICATION_FAILED', detail: 'its sealed partial in the bundle did not verify' }))
@@ -157,14 +157,16 @@ export async function deploy (client: KeymeshClient, opts: DeployOptions): Promi
  * envelope not in the bundle), VerificationError (fewer than k partials verify; blame; the bundle's
  * generation is not a refresh of `ks`).
  */
-export async function openReleaseBundle (path: string, rel: LoadedRelease, ks: KeySet, recipientSecret: Uint8Array, resolve?: (keySetId: string) => Promise<KeySet>): Promise<{ key: Uint8Array, nodes: number[], blame: number[] }> {
+export async function openReleaseBundle (path: string, rel: LoadedRelease, ks: KeySet, recipientSecret: Uint8Array, resolve?: (keySetId: string) => Promise<KeySet>, view?: { threshold: number, nodes: readonly unknown[] }): Promise<{ key: Uint8Array, nodes: number[], blame: number[] }> {
   const bundle = decodeBundle(await readFileCapped('bundle', path, MAX_BUNDLE_LEN))
   const myPub = recipientPublicFromSecret(recipientSecret)
   if (!equalBytes(bundle.recipient, myPub)) throw new NotAuthorizedError('this bundle is sealed to another deploy target (its recipient key is not this identity\'s); prepare a bundle with this identity\'s recipient public key')
   if (bundle.keySetId !== idOf(ks)) {
     if (resolve === undefined) throw new BadInputError('bundle.keySetId', `bundle is for another key set than epoch ${ks.epoch} of this cluster`)
     const gks = await resolve(bundle.keySetId)
-    checkGeneration(ks, gks, bundle.keySetId)
+    // Checked here too (the resolver is the caller's), with the membership in use: after a reshare
+    // the bundle's generation may be k′-of-n′.
+    checkGeneration(ks, gks, bundle.keySetId, view)
     ks = gks
   }
   const want = toHex(envelopeId(rel.envelope))
@@ -275,6 +277,9 @@ export async function collectSealed (client: KeymeshClient, ks: KeySet, es: Enve
   const t = client.transport
   const envelopes = es.map(encodeEnvelope)
   const groups = new GenerationGroups<{ sealed: Uint8Array, ks: KeySet }>(idOf(ks))
+  // Each generation's own threshold (a reshare may change k); the anchor's until one is resolved.
+  const gk = new Map<string, number>([[idOf(ks), ks.threshold]])
+  const kOf = (id: string): number => gk.get(id) ?? Math.max(ks.threshold, t.cluster.threshold)
   const failed = new Map<number, NodeFailure>()
   const ctl = new AbortController()
   const deadlineAt = Date.now() + deadlineMs
@@ -290,7 +295,8 @@ export async function collectSealed (client: KeymeshClient, ks: KeySet, es: Enve
         (async () => {
           const res = await t.call(index, 'partial.batch', body, { timeoutMs: Math.max(1, deadlineAt - Date.now()), signal: ctl.signal })
           const id = namedGeneration(index, res.keySetId, ks)
-          const gks = await resolveGeneration(t, ks, id, { from: index, signal: ctl.signal })
+          const gks = await resolveGeneration(t, ks, id, { from: index, signal: ctl.signal, timeoutMs: Math.max(1, deadlineAt - Date.now()) })
+          gk.set(id, gks.threshold)
           return { id, sealed: res.sealed, gks }
         })().then((r) => {
           if (over) return
@@ -303,16 +309,16 @@ export async function collectSealed (client: KeymeshClient, ks: KeySet, es: Enve
         }).finally(() => {
           settled++
           if (settled === targets.length) done()
-          else if (grace === undefined && groups.ready(ks.threshold) !== undefined) grace = setTimeout(done, graceMs)
+          else if (grace === undefined && groups.ready(kOf) !== undefined) grace = setTimeout(done, graceMs)
         })
       }
     })
   }
   try {
     await round(t.indices)
-    for (let r = 0; groups.ready(ks.threshold) === undefined; r++) {
+    for (let r = 0; groups.ready(kOf) === undefined; r++) {
       const wait = reaskDelay(r)
-      if (groups.size < ks.threshold || Date.now() + wait >= deadlineAt) break
+      if (groups.size < Math.min(...gk.values()) || Date.now() + wait >= deadlineAt) break
       await new Promise(resolve => setTimeout(resolve, wait))
       await round(groups.outsideNewest())
     }
@@ -320,7 +326,7 @@ export async function collectSealed (client: KeymeshClient, ks: KeySet, es: Enve
     // Stop accepting late answers.
     ctl.abort()
   }
-  const group = groups.ready(ks.threshold)
+  const group = groups.ready(kOf)
   const failures = [...failed.values()]
   if (group === undefined) {
     for (const i of t.indices) {

@@ -136,6 +136,12 @@ export async function resolveGeneration (t: ClientTransport, trusted: KeySet, id
       // A generation of a membership this client has not learned yet (checkGeneration: CONFLICT)
       // is not the node's lie: pass it on without blame.
       if (err instanceof KeymeshError && err.code === ErrorCode.CONFLICT) throw err
+      // Blame needs evidence: an invalid key set (VerificationError / BAD_INPUT) or a node that
+      // does not know the generation it named (NOT_FOUND). An unreachable or slow node is just a
+      // failed answer (UNAVAILABLE / TIMEOUT …): blaming it would turn an outage into a
+      // "verification failed" verdict.
+      const evidence = err instanceof VerificationError || (err instanceof KeymeshError && (err.code === ErrorCode.BAD_INPUT || err.code === ErrorCode.NOT_FOUND))
+      if (!evidence) throw err
       throw new VerificationError(`node ${opts.from} named key set generation ${id.slice(0, 16)}… of epoch ${trusted.epoch} but cannot back it (${failureOf(opts.from, err).detail})`, [opts.from], { cause: err })
     }
   }

@@ -14,7 +14,8 @@
  * Cache: the adopted chain is written to `<cacheDir>/keysets/<clusterId>/membership.json` (public;
  * re-verified when read) so a restarted client starts from the newest view it saw.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
+import { atomicWriteFile, ensureDir } from './fsutil.ts'
 import { join } from 'node:path'
 import { foldMembership } from '../protocol/membership.ts'
 import type { Membership } from '../protocol/membership.ts'
@@ -38,10 +39,8 @@ export async function readCachedMembership (cacheDir: string | undefined, genesi
 export async function writeCachedMembership (cacheDir: string | undefined, m: Membership): Promise<void> {
   if (cacheDir === undefined || m.orders.length === 0) return
   try {
-    const path = cacheFile(cacheDir, m.cluster.clusterId)
-    await mkdir(join(cacheDir, 'keysets', m.cluster.clusterId), { recursive: true, mode: 0o700 })
-    await writeFile(`${path}.tmp`, JSON.stringify({ format: 'keymesh.membership', version: 1, clusterId: m.cluster.clusterId, orders: m.orders }) + '\n', { mode: 0o600 })
-    await rename(`${path}.tmp`, path)
+    await ensureDir(join(cacheDir, 'keysets', m.cluster.clusterId), 0o700)
+    await atomicWriteFile(cacheFile(cacheDir, m.cluster.clusterId), JSON.stringify({ format: 'keymesh.membership', version: 1, clusterId: m.cluster.clusterId, orders: m.orders }) + '\n', { mode: 0o600 })
   } catch { /* cache only */ }
 }
 

@@ -118,7 +118,7 @@ export async function rewrap (t: ClientTransport, ks: KeySet, e: Envelope, opts:
   const ids = [envelopeId(e)]
   const deadlineMs = opts.deadlineMs ?? 10_000
   const recipient = t.identity.recipientPublicKey
-  const h = new GenerationHedger<Opened<Partial>>(candidatesFor(t.indices, opts.exclude, opts.order), k, ks.n, deadlineMs, opts.hedgeMs ?? hedgeDelay(t, 'partial', 75), idOf(ks), async (index, signal) => {
+  const h = new GenerationHedger<Opened<Partial>>(candidatesFor(t.indices, opts.exclude, opts.order), k, Math.max(ks.n, t.cluster.nodes.length), deadlineMs, opts.hedgeMs ?? hedgeDelay(t, 'partial', 75), idOf(ks), async (index, signal) => {
     const res = await t.call(index, 'partial', { epoch: ks.epoch, envelope: envBytes, recipient, ...presented(opts, false) }, { timeoutMs: deadlineMs, signal })
     const id = namedGeneration(index, res.keySetId, ks)
     const gks = await resolveGeneration(t, ks, id, { from: index, signal, timeoutMs: deadlineMs })
@@ -186,7 +186,7 @@ async function rewrapSlice (t: ClientTransport, ks: KeySet, es: Envelope[], opts
   const ids = es.map(envelopeId)
   const deadlineMs = opts.deadlineMs ?? 10_000 + 10 * es.length
   const recipient = t.identity.recipientPublicKey
-  const h = new GenerationHedger<Opened<BatchPartial>>(candidatesFor(t.indices, opts.exclude, opts.order), k, ks.n, deadlineMs, opts.hedgeMs ?? hedgeDelay(t, 'partial.batch', 75 + 2 * es.length), idOf(ks), async (index, signal) => {
+  const h = new GenerationHedger<Opened<BatchPartial>>(candidatesFor(t.indices, opts.exclude, opts.order), k, Math.max(ks.n, t.cluster.nodes.length), deadlineMs, opts.hedgeMs ?? hedgeDelay(t, 'partial.batch', 75 + 2 * es.length), idOf(ks), async (index, signal) => {
     const res = await t.call(index, 'partial.batch', { epoch: ks.epoch, envelopes: envBytes, recipient, ...presented(opts, true) }, { timeoutMs: deadlineMs, signal })
     const id = namedGeneration(index, res.keySetId, ks)
     const gks = await resolveGeneration(t, ks, id, { from: index, signal, timeoutMs: deadlineMs })
