@@ -306,23 +306,44 @@ export async function startNode (cfg: NodeConfig, opts: { log?: Logger, faults?:
 /**
  * Best effort, once at start: asks the other nodes of this node's view for a newer membership
  * (cluster.get). When a chain that verifies against the genesis admins extends ours and no longer
- * lists this node, the node was removed while it was down: it deletes its shares, records the
- * chain and stops (the next start refuses with exit 3). Throws only on a store or file failure.
+ * lists this node, and at least k′ members of the membership after the removing order serve a
+ * chain containing it (proof that it committed), the node was removed while it was down: it
+ * deletes its shares, records the chain and stops (the next start refuses with exit 3). With fewer
+ * confirmations it only warns. Throws only on a store or file failure.
  */
 async function checkRemovedWhileDown (ctx: NodeContext, genesis: ClusterFile, local: Membership): Promise<void> {
-  const others = ctx.cluster.nodes.filter(n => n.peerId !== ctx.peerId)
-  const answers = await Promise.all(others.map(async n => await ctx.peers.callNode?.(n, 'cluster.get', { have: local.revision }, { ttlMs: 3_000, signal: ctx.shutdownSignal }).catch(() => undefined)))
-  let best: Membership | undefined
-  for (const a of answers) {
-    if (a?.orders === undefined || a.revision <= local.revision) continue
-    let m: Membership
-    try { m = foldMembership(genesis, a.orders) } catch { continue }
-    if (local.orders.some((o, x) => m.orders[x] !== o)) continue
-    if (best === undefined || m.revision > best.revision) best = m
+  // Chains (admin-signed orders, folded onto the genesis) by answering PeerId.
+  const chains = new Map<string, Membership>()
+  const ask = async (nodes: ClusterFile['nodes']): Promise<void> => {
+    await Promise.all(nodes.filter(n => n.peerId !== ctx.peerId && !chains.has(n.peerId)).map(async (n) => {
+      const a = await ctx.peers.callNode?.(n, 'cluster.get', { have: local.revision }, { ttlMs: 3_000, signal: ctx.shutdownSignal }).catch(() => undefined)
+      if (a?.orders === undefined || a.revision <= local.revision) return
+      let m: Membership
+      try { m = foldMembership(genesis, a.orders) } catch { return }
+      if (local.orders.some((o, x) => m.orders[x] !== o)) return
+      chains.set(n.peerId, m)
+    }))
   }
+  await ask(ctx.cluster.nodes)
+  let best: Membership | undefined
+  for (const m of chains.values()) if (best === undefined || m.revision > best.revision) best = m
   if (best === undefined || nodeByPeerId(best.cluster, ctx.peerId) !== undefined || ctx.shutdownSignal.aborted) return
-  const by = best.orders.find((_, x) => nodeByPeerId(foldMembership(genesis, best.orders.slice(0, x + 1)).cluster, ctx.peerId) === undefined) ?? ''
-  ctx.log.error('THIS NODE WAS REMOVED FROM THE CLUSTER by a reshare order while it was down; its shares are deleted now; it stops. Remove it from your deployment', { order: describeOrder(by), revision: best.revision })
+  // The first order of the chain that removes this node, and the membership right after it.
+  const x = best.orders.findIndex((_, j) => nodeByPeerId(foldMembership(genesis, best.orders.slice(0, j + 1)).cluster, ctx.peerId) === undefined)
+  if (x < 0) return
+  const removing = best.orders.slice(0, x + 1)
+  const after = foldMembership(genesis, removing).cluster
+  // Signatures prove the admins ORDERED the removal, not that it committed (a failed reshare's
+  // order is just as well signed), and one member could serve such a chain. Only k′ members of the
+  // membership after the order, each serving a chain that contains it (a member records the chain
+  // only after committing), prove the commit: then deleting the shares is safe.
+  const vouchers = (): number => after.nodes.filter(n => { const m = chains.get(n.peerId); return m !== undefined && removing.every((o, j) => m.orders[j] === o) }).length
+  if (vouchers() < after.threshold) await ask(after.nodes)
+  if (vouchers() < after.threshold) {
+    ctx.log.warn('a node reports that a reshare order removed this node, but fewer than k′ members of the new membership confirm it committed; nothing deleted, still serving', { order: describeOrder(best.orders[x] as string), confirmations: vouchers(), needed: after.threshold })
+    return
+  }
+  ctx.log.error('THIS NODE WAS REMOVED FROM THE CLUSTER by a reshare order while it was down; its shares are deleted now; it stops. Remove it from your deployment', { order: describeOrder(best.orders[x] as string), revision: best.revision, confirmations: vouchers() })
   await ctx.store.deleteAllShares()
   const { writeMembership } = await import('./lifecycle/membership-file.ts')
   await writeMembership(ctx.config.dataDir, genesis.clusterId, best.orders)
