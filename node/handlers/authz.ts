@@ -22,6 +22,7 @@ import { ErrorCode, KeymeshError, NotAuthorizedError, errorCode } from '../../pr
 import { toB64u, toHex } from '../../protocol/bytes.ts'
 import type { Label } from '../../protocol/label.ts'
 import type { Manifest } from '../../protocol/manifest.ts'
+import type { KeySet } from '../../protocol/keyset.ts'
 import { jwksFromKeySets, parseJws, verifyJws } from '../../protocol/jws.ts'
 import { countApprovals, parseApproval } from '../../protocol/policy.ts'
 import type { Approval, DecisionContext, PolicyOp } from '../../protocol/policy.ts'
@@ -62,6 +63,20 @@ function envelopeDigest (ids: Uint8Array[]): string | undefined {
  * (a manifest that does not verify is simply not counted).
  */
 async function verifiedManifests (ctx: NodeContext, manifests: string[]): Promise<Map<string, Manifest>> {
+  // partial.batch authorizes once per label group with the SAME manifests array: verify it once.
+  const memo = verifiedMemo.get(manifests)
+  if (memo !== undefined) return await memo
+  const run = verifyManifests(ctx, manifests)
+  verifiedMemo.set(manifests, run)
+  return await run
+}
+
+/** Verified manifests per request's manifests array (weak: dropped with the request). */
+const verifiedMemo = new WeakMap<string[], Promise<Map<string, Manifest>>>()
+/** JWKS per key set object (the store hands out one cached object per generation). */
+const jwksMemo = new WeakMap<KeySet, ReturnType<typeof jwksFromKeySets>>()
+
+async function verifyManifests (ctx: NodeContext, manifests: string[]): Promise<Map<string, Manifest>> {
   const out = new Map<string, Manifest>()
   for (const jws of manifests) {
     try {
@@ -69,7 +84,9 @@ async function verifiedManifests (ctx: NodeContext, manifests: string[]): Promis
       if (parsed.cluster !== ctx.cluster.clusterId || out.has(parsed.envelope)) continue
       const ks = await ctx.store.getKeySet(parsed.epoch)
       if (ks === undefined) continue
-      const m = verifyJws(jws, jwksFromKeySets([ks]))
+      let jwks = jwksMemo.get(ks)
+      if (jwks === undefined) { jwks = jwksFromKeySets([ks]); jwksMemo.set(ks, jwks) }
+      const m = verifyJws(jws, jwks)
       out.set(m.envelope, m)
     } catch { /* not counted */ }
   }
