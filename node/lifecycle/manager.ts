@@ -91,6 +91,15 @@ async function locked<T> (m: Manager, fn: () => Promise<T>): Promise<T> {
   return await run
 }
 
+/** Why an order is not fresh (issued too far in the future or too long ago), or undefined. Throws nothing. */
+function staleness (order: Order): string | undefined {
+  const now = Date.now()
+  const issued = Date.parse(order.issuedAt)
+  if (issued > now + ORDER_MAX_SKEW_MS) return `order issuedAt ${order.issuedAt} is in the future (node clock ${new Date(now).toISOString()})`
+  if (issued < now - ORDER_MAX_AGE_MS) return `order issuedAt ${order.issuedAt} is older than ${ORDER_MAX_AGE_MS / 3_600_000} h (stale); issue a new order`
+  return undefined
+}
+
 function refuse (code: ErrorCode, detail: string): OrderReceipt { return { accepted: false, code, detail: detail.slice(0, 240) } }
 
 /**
@@ -149,10 +158,8 @@ async function decideOrder (ctx: NodeContext, text: string): Promise<OrderReceip
   return await locked(m, async () => {
     if (m.running?.order.nonce === order.nonce) return { accepted: true, detail: `order ${order.nonce.slice(0, 8)} is already running (${order.op} to epoch ${order.epoch})` }
     if (order.op !== 'rotate' && order.op !== 'refresh' && order.op !== 'reshare') return refuse(ErrorCode.BAD_INPUT, `order op "${order.op}" is not supported by this node version; see docs/LIFECYCLE.md`)
-    const now = Date.now()
-    const issued = Date.parse(order.issuedAt)
-    if (issued > now + ORDER_MAX_SKEW_MS) return refuse(ErrorCode.BAD_INPUT, `order issuedAt ${order.issuedAt} is in the future (node clock ${new Date(now).toISOString()})`)
-    if (issued < now - ORDER_MAX_AGE_MS) return refuse(ErrorCode.BAD_INPUT, `order issuedAt ${order.issuedAt} is older than ${ORDER_MAX_AGE_MS / 3_600_000} h (stale); issue a new order`)
+    const stale = staleness(order)
+    if (stale !== undefined) return refuse(ErrorCode.BAD_INPUT, stale)
     if (m.state.seen.includes(order.nonce)) {
       const done = order.op === 'rotate' && (await ctx.store.getKeySetId(order.epoch)) !== undefined
       return refuse(ErrorCode.CONFLICT, `order ${order.nonce.slice(0, 8)} was already accepted${done ? ` and epoch ${order.epoch} is committed` : ''}; a replayed order is refused`)
@@ -426,6 +433,8 @@ export async function acceptJoin (ctx: NodeContext, text: string, oldView: Clust
       start(ctx, m, order, canonical)
       return { accepted: true, detail: 'resumed' }
     }
+    const stale = staleness(order)
+    if (stale !== undefined) return refuse(ErrorCode.BAD_INPUT, stale)
     if (m.state.seen.includes(order.nonce)) return refuse(ErrorCode.CONFLICT, `join order ${order.nonce.slice(0, 8)} was already used here (it failed or finished)`)
     const why = reshareApplicable(ctx, order)
     if (why !== undefined) return refuse(ErrorCode.BAD_INPUT, why)

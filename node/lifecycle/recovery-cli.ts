@@ -115,10 +115,18 @@ export function registerRecoveryCommands (program: Command): void {
       const peerId = peerIdOf(await loadNodeIdentity(dataPaths(cfg.dataDir).identity))
       const self = nodeByPeerId((await readMembership(cfg.dataDir, genesis)).cluster, peerId)
       if (self === undefined) throw new BadInputError('--data', `this data directory's identity ${peerId} is not a node of cluster ${o.cluster}; restore the node's own identity.key (from its backup) after keymesh node init`)
+      const keySets = await readKeySetDir(o.keysets)
+      const foreign = keySets.find(ks => ks.clusterId !== genesis.clusterId)
+      if (foreign !== undefined) throw new BadInputError('--keysets', `the key set of epoch ${foreign.epoch} belongs to cluster ${foreign.clusterId}, not ${genesis.clusterId}`)
       const files: Uint8Array[] = []
-      for (const f of o.opened) files.push(new Uint8Array(await readCapped('--opened', f, 64 * 1024)))
-      const r = await restoreRecoveryKit(cfg.dataDir, cfg.storageKey, await readKeySetDir(o.keysets), decodeOpenedPieces(files), self.index)
-      for (const f of files) f.fill(0)
+      let r: { nodeIndex: number, epochs: number[] }
+      try {
+        for (const f of o.opened) files.push(new Uint8Array(await readCapped('--opened', f, 64 * 1024)))
+        r = await restoreRecoveryKit(cfg.dataDir, cfg.storageKey, keySets, decodeOpenedPieces(files), self.index)
+      } finally {
+        // Opened pieces are secret (t of them rebuild the share): wiped on every path.
+        for (const f of files) f.fill(0)
+      }
       print(o.json, r, `restored node ${r.nodeIndex}'s shares of epoch(s) ${r.epochs.join(', ')}; every share matches its key set\n`)
     })
 }

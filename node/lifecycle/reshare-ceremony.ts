@@ -543,7 +543,13 @@ export class ReshareCeremony {
     const mine = p.view as { dealers: number[], digests: string[] }
     const views = new Map<number, { dealers: number[], digests: string[] }>([[env.selfNew as number, mine]])
     await Promise.all(env.newNodes.filter(m => m.index !== env.selfNew).map(async m => {
-      await this.poll(m, `new member ${m.index}`, 'reshare.view', (res) => { views.set(m.index, { dealers: res.dealers, digests: hexList(res.digests) }); return true })
+      await this.poll(m, `new member ${m.index}`, 'reshare.view', (res) => {
+        // A view is a peer's claim: its shape is checked before it can shrink Q or blame anyone.
+        const ok = res.dealers.length === res.digests.length && res.dealers.every((d, j) => Number.isInteger(d) && d >= 1 && d <= env.oldNodes.length && (j === 0 || d > (res.dealers[j - 1] as number))) && res.digests.every(g => g.length === 32)
+        if (!ok) throw new CeremonyFailure(`new member ${m.index} served a malformed view (dealers must ascend within 1..${env.oldNodes.length}, one 32-byte digest each)`, [])
+        views.set(m.index, { dealers: res.dealers, digests: hexList(res.digests) })
+        return true
+      })
     }))
     let Q = [...mine.dealers]
     for (const v of views.values()) Q = Q.filter(i => v.dealers.includes(i))
@@ -552,7 +558,9 @@ export class ReshareCeremony {
       const ds = new Set([...views.values()].map(v => v.digests[v.dealers.indexOf(i)]))
       if (ds.size !== 1) bad.push(i)
     }
-    if (bad.length > 0) throw new CeremonyFailure(`old node(s) ${bad.join(',')} showed different dealings to different new members (equivocation)`, bad)
+    // Round-1 answers are not signed, so a mismatch cannot be pinned on one side: either the old
+    // node equivocated or a new member misreported its view. Name both; blame nobody as proven.
+    if (bad.length > 0) throw new CeremonyFailure(`old node(s) ${bad.join(',')} showed different dealings to different new members (equivocation), or a new member misreported its view`, [])
     if (Q.length < env.oldThreshold) throw new CeremonyFailure(`not enough old nodes dealt to every new member: ${Q.length} in every view (need ${env.oldThreshold}); issue a new order once the old nodes are up`, [])
     env.log('reshare dealer set agreed', { session: this.session, step: 'views', Q })
     return Q
