@@ -327,7 +327,24 @@ async function checkRemovedWhileDown (ctx: NodeContext, genesis: ClusterFile, lo
   await ask(ctx.cluster.nodes)
   let best: Membership | undefined
   for (const m of chains.values()) if (best === undefined || m.revision > best.revision) best = m
-  if (best === undefined || nodeByPeerId(best.cluster, ctx.peerId) !== undefined || ctx.shutdownSignal.aborted) return
+  if (best === undefined || ctx.shutdownSignal.aborted) return
+  if (nodeByPeerId(best.cluster, ctx.peerId) !== undefined) {
+    // Kept by a reshare it missed (down throughout): catch up when k′ members of the newest
+    // membership serve a chain containing every order (members record it only after committing),
+    // unless this node holds the order itself (then its resumed ceremony catches up).
+    const pending = (await readLifecycleState(ctx.config.dataDir)).pending
+    if (pending !== null) return
+    const newest = best
+    const vouch = (): number => newest.cluster.nodes.filter(n => { const m = chains.get(n.peerId); return m !== undefined && newest.orders.every((o, j) => m.orders[j] === o) }).length
+    if (vouch() < newest.cluster.threshold) await ask(newest.cluster.nodes)
+    if (vouch() < newest.cluster.threshold) {
+      ctx.log.warn('a node serves a newer membership that keeps this node, but fewer than k′ of its members confirm it; still serving the old one', { revision: newest.revision, confirmations: vouch(), needed: newest.cluster.threshold })
+      return
+    }
+    const { catchUpMissedReshare } = await import('./lifecycle/catch-up.ts')
+    await catchUpMissedReshare(ctx, newest)
+    return
+  }
   // The first order of the chain that removes this node, and the membership right after it.
   const x = best.orders.findIndex((_, j) => nodeByPeerId(foldMembership(genesis, best.orders.slice(0, j + 1)).cluster, ctx.peerId) === undefined)
   if (x < 0) return

@@ -99,3 +99,16 @@ export function describeOrder (text: string): string {
     return `${o.nonce.slice(0, 8)} (${o.issuedAt})`
   } catch { return '(unreadable order)' }
 }
+
+/**
+ * The commit quorum of a reshare to k′-of-n′ (docs/PROTOCOL.md §11.8): how many new members must
+ * report the same result digest before any of them commits — max(k′, ⌊n′/2⌋ + 1). A strict
+ * majority makes two different results impossible to commit (any two quorums share a member, and
+ * a member serves one result only); ≥ k′ means the committed members can serve and repair the
+ * others. New members missing from the quorum rebuild their shares afterwards (share repair).
+ * Throws BadInputError unless 1 ≤ k′ ≤ n′.
+ */
+export function reshareCommitQuorum (newThreshold: number, newN: number): number {
+  if (!Number.isInteger(newThreshold) || !Number.isInteger(newN) || newThreshold < 1 || newThreshold > newN) throw new BadInputError('newThreshold', `expected 1 ≤ k′ ≤ n′, got ${newThreshold} of ${newN}`)
+  return Math.max(newThreshold, Math.floor(newN / 2) + 1)
+}

@@ -63,12 +63,13 @@ export type RpcOp =
   | 'lifecycle.order' | 'dkg.order'
   | 'refresh.round1' | 'refresh.echo' | 'refresh.round2' | 'refresh.result'
   | 'cluster.get' | 'reshare.round1' | 'reshare.round2' | 'reshare.view' | 'reshare.result'
+  | 'repair.open' | 'repair.piece' | 'repair.sum'
 
 /** All operations, in a stable order. */
-export const RPC_OPS: readonly RpcOp[] = ['status', 'keyset.get', 'partial', 'partial.batch', 'frost.commit', 'frost.sign', 'dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'policy.get', 'policy.push', 'audit.read', 'lifecycle.order', 'dkg.order', 'refresh.round1', 'refresh.echo', 'refresh.round2', 'refresh.result', 'cluster.get', 'reshare.round1', 'reshare.round2', 'reshare.view', 'reshare.result']
+export const RPC_OPS: readonly RpcOp[] = ['status', 'keyset.get', 'partial', 'partial.batch', 'frost.commit', 'frost.sign', 'dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'policy.get', 'policy.push', 'audit.read', 'lifecycle.order', 'dkg.order', 'refresh.round1', 'refresh.echo', 'refresh.round2', 'refresh.result', 'cluster.get', 'reshare.round1', 'reshare.round2', 'reshare.view', 'reshare.result', 'repair.open', 'repair.piece', 'repair.sum']
 
 /** Operations only cluster nodes may call (clients get NOT_AUTHORIZED). */
-export const NODE_ONLY_OPS: ReadonlySet<RpcOp> = new Set<RpcOp>(['dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'dkg.order', 'refresh.round1', 'refresh.echo', 'refresh.round2', 'refresh.result', 'reshare.round1', 'reshare.round2', 'reshare.view', 'reshare.result'])
+export const NODE_ONLY_OPS: ReadonlySet<RpcOp> = new Set<RpcOp>(['dkg.round1', 'dkg.echo', 'dkg.round2', 'dkg.result', 'dkg.order', 'refresh.round1', 'refresh.echo', 'refresh.round2', 'refresh.result', 'reshare.round1', 'reshare.round2', 'reshare.view', 'reshare.result', 'repair.open', 'repair.piece', 'repair.sum'])
 
 /** True when `s` names an operation. */
 export function isRpcOp (s: unknown): s is RpcOp {
@@ -121,6 +122,16 @@ export interface RequestBodies {
   'reshare.round2': { session: string }
   'reshare.view': { session: string }
   'reshare.result': { session: string }
+  /**
+   * Share repair (docs/PROTOCOL.md §10.6, §11.9): the calling member (target index = its index in
+   * the callee's membership) asks helper `helpers` to repair its shares of the named current
+   * generations. repair: 32 lowercase hex chosen by the target; helpers ascending, exactly k.
+   */
+  'repair.open': { repair: string, epochs: number[], keySetIds: string[], helpers: number[] }
+  /** A helper fetches the pieces another helper dealt to it ("KMRP"). */
+  'repair.piece': { repair: string }
+  /** The target fetches a helper's sums ("KMRT"). */
+  'repair.sum': { repair: string }
 }
 
 /** Decoded response bodies. */
@@ -172,7 +183,16 @@ export interface ResponseBodies {
   /** A new member's fixed view: the old dealers it verified (ascending) and the digest of each one's round-1 answer. */
   'reshare.view': { dealers: number[], digests: Uint8Array[] }
   /** A new member's result digest (64 hex) and whether it committed. */
-  'reshare.result': { digest: string, committed: boolean }
+  /**
+   * A new member's result digest (64 hex) and whether it committed; once committed, also the
+   * reshared epochs and their new keySetIds (the digest's input: a late member checks them).
+   */
+  'reshare.result': { digest: string, committed: boolean, epochs?: number[], keySetIds?: string[] }
+  'repair.open': { opened: boolean }
+  /** The pieces the callee dealt to the calling helper, one per epoch per key. */
+  'repair.piece': { wrap: Uint8Array[], sign: Uint8Array[] }
+  /** The callee's sums for the calling target, one per epoch per key. */
+  'repair.sum': { wrap: Uint8Array[], sign: Uint8Array[] }
 }
 
 /** Answer to a pushed lifecycle order (a refusal is an answer, so the admin sees the reason). */
@@ -289,6 +309,31 @@ export const MAX_CLUSTER_ORDERS = 256
 export const MAX_RESHARE_DEALING_BYTES = 2056
 /** One reshare sub-share package ("KMRS", exactly 39 bytes). */
 export const RESHARE_SUBSHARE_BYTES = 39
+
+/** One share-repair message ("KMRP" piece or "KMRT" sum, protocol/repair.ts: exactly 39 bytes). */
+export const REPAIR_MESSAGE_BYTES = 39
+const REPAIR_ID_RE = /^[0-9a-f]{32}$/
+
+function repairId (field: string, v: unknown): string { return astring(field, v, REPAIR_ID_RE, '32 lowercase hex characters') }
+
+function repairOnly (f: string, b: unknown): { repair: string } {
+  return { repair: repairId(`${f}.repair`, aobj(f, b, ['repair']).repair) }
+}
+
+function ascendingEpochs (f: string, v: unknown): number[] {
+  const epochs = aarray(f, v, 1, MAX_REFRESH_EPOCHS).map((x, i) => epochOf(`${f}[${i}]`, x))
+  for (let i = 1; i < epochs.length; i++) if ((epochs[i] as number) <= (epochs[i - 1] as number)) throw new BadInputError(`${f}[${i}]`, 'expected strictly ascending epochs')
+  return epochs
+}
+
+function repairMessages (f: string, b: unknown): { wrap: Uint8Array[], sign: Uint8Array[] } {
+  const o = aobj(f, b, ['wrap', 'sign'])
+  const list = (k: 'wrap' | 'sign'): Uint8Array[] => aarray(`${f}.${k}`, o[k], 1, MAX_REFRESH_EPOCHS).map((x, i) => b64(`${f}.${k}[${i}]`, x, REPAIR_MESSAGE_BYTES, REPAIR_MESSAGE_BYTES))
+  const wrap = list('wrap')
+  const sign = list('sign')
+  if (sign.length !== wrap.length) throw new BadInputError(`${f}.sign`, `expected ${wrap.length} messages (as many as wrap)`)
+  return { wrap, sign }
+}
 
 function reshareSessionOnly (f: string, b: unknown): { session: string } {
   const o = aobj(f, b, ['session'])
@@ -672,11 +717,44 @@ const schemas: Schemas = {
     decodeReq: reshareSessionOnly,
     encodeReq: (b) => ({ session: b.session }),
     decodeRes: (f, b) => {
-      const o = aobj(f, b, ['digest', 'committed'])
+      const o = aobj(f, b, ['digest', 'committed'], ['epochs', 'keySetIds'])
       if (typeof o.committed !== 'boolean') throw new BadInputError(`${f}.committed`, 'expected a boolean')
-      return { digest: keySetIdField(`${f}.digest`, o.digest), committed: o.committed }
+      const digest = keySetIdField(`${f}.digest`, o.digest)
+      if (o.epochs === undefined && o.keySetIds === undefined) return { digest, committed: o.committed }
+      const epochs = ascendingEpochs(`${f}.epochs`, o.epochs)
+      const keySetIds = aarray(`${f}.keySetIds`, o.keySetIds, epochs.length, epochs.length).map((x, i) => keySetIdField(`${f}.keySetIds[${i}]`, x))
+      return { digest, committed: o.committed, epochs, keySetIds }
     },
-    encodeRes: (b) => ({ digest: b.digest, committed: b.committed })
+    encodeRes: (b) => ({ digest: b.digest, committed: b.committed, ...(b.epochs !== undefined ? { epochs: b.epochs, keySetIds: b.keySetIds ?? [] } : {}) })
+  },
+  'repair.open': {
+    decodeReq: (f, b) => {
+      const o = aobj(f, b, ['repair', 'epochs', 'keySetIds', 'helpers'])
+      const epochs = ascendingEpochs(`${f}.epochs`, o.epochs)
+      const keySetIds = aarray(`${f}.keySetIds`, o.keySetIds, epochs.length, epochs.length).map((x, i) => keySetIdField(`${f}.keySetIds[${i}]`, x))
+      const helpers = aarray(`${f}.helpers`, o.helpers, 2, MAX_NODES).map((x, i) => aint(`${f}.helpers[${i}]`, x, 1, MAX_NODES))
+      for (let i = 1; i < helpers.length; i++) if ((helpers[i] as number) <= (helpers[i - 1] as number)) throw new BadInputError(`${f}.helpers[${i}]`, 'expected strictly ascending indices')
+      return { repair: repairId(`${f}.repair`, o.repair), epochs, keySetIds, helpers }
+    },
+    encodeReq: (b) => ({ repair: b.repair, epochs: b.epochs, keySetIds: b.keySetIds, helpers: b.helpers }),
+    decodeRes: (f, b) => {
+      const o = aobj(f, b, ['opened'])
+      if (typeof o.opened !== 'boolean') throw new BadInputError(`${f}.opened`, 'expected a boolean')
+      return { opened: o.opened }
+    },
+    encodeRes: (b) => ({ opened: b.opened })
+  },
+  'repair.piece': {
+    decodeReq: repairOnly,
+    encodeReq: (b) => ({ repair: b.repair }),
+    decodeRes: repairMessages,
+    encodeRes: (b) => ({ wrap: b.wrap.map(toB64u), sign: b.sign.map(toB64u) })
+  },
+  'repair.sum': {
+    decodeReq: repairOnly,
+    encodeReq: (b) => ({ repair: b.repair }),
+    decodeRes: repairMessages,
+    encodeRes: (b) => ({ wrap: b.wrap.map(toB64u), sign: b.sign.map(toB64u) })
   },
   'refresh.result': {
     decodeReq: refreshSessionOnly,

@@ -35,7 +35,8 @@ const SCOPED: ReadonlySet<RpcOp> = new Set<RpcOp>(['partial', 'partial.batch', '
 function policyOpOf (op: RpcOp): PolicyOp {
   // refresh.* is the node-only refresh ceremony (node/lifecycle/refresh-ceremony.ts): same class as dkg.*.
   // reshare.* likewise; cluster.get is public membership data, the same class as status.
-  if (op.startsWith('dkg.') || op.startsWith('refresh.') || op.startsWith('reshare.')) return 'dkg'
+  // repair.* (share repair between members) likewise.
+  if (op.startsWith('dkg.') || op.startsWith('refresh.') || op.startsWith('reshare.') || op.startsWith('repair.')) return 'dkg'
   if (op === 'cluster.get') return 'status'
   if (SCOPED.has(op)) return 'connect'
   return op as PolicyOp

@@ -16,6 +16,7 @@ import { auditReadHandler, policyGetHandler, policyPushHandler } from './policy.
 import { dkgEchoHandler, dkgResultHandler, dkgRound1Handler, dkgRound2Handler } from './dkg.ts'
 import { dkgOrderHandler, lifecycleOrderHandler, retiredGuard } from './lifecycle.ts'
 import { refreshEchoHandler, refreshResultHandler, refreshRound1Handler, refreshRound2Handler } from './refresh.ts'
+import { repairOpenHandler, repairPieceHandler, repairSumHandler } from './repair.ts'
 import { clusterGetHandler, reshareResultHandler, reshareRound1Handler, reshareRound2Handler, reshareViewHandler } from './reshare.ts'
 
 /** Handlers by operation. */
@@ -46,5 +47,8 @@ export const handlers: HandlerTable = {
   'reshare.round1': reshareRound1Handler,
   'reshare.round2': reshareRound2Handler,
   'reshare.view': reshareViewHandler,
-  'reshare.result': reshareResultHandler
+  'reshare.result': reshareResultHandler,
+  'repair.open': repairOpenHandler,
+  'repair.piece': repairPieceHandler,
+  'repair.sum': repairSumHandler
 }

@@ -33,6 +33,7 @@ import { MAX_BATCH } from '../../protocol/constants.ts'
 import { faultsOf } from '../faults.ts'
 import type { Handler, NodeContext } from '../context.ts'
 import { authorize } from './authz.ts'
+import { parseSignedOrder } from '../../protocol/order.ts'
 
 /**
  * The current generation of `epoch` (key set and its id) and this node's share of `kind`, read as
@@ -43,8 +44,27 @@ export async function epochKeys (ctx: NodeContext, epoch: number, kind: 'wrap' |
   const cur = await ctx.store.getCurrent(epoch, kind)
   if (cur === undefined) throw new KeymeshError(ErrorCode.NOT_FOUND, `no key set or ${kind} share for epoch ${epoch} on this node`)
   const { keySet: ks, share, keySetId } = cur
-  if (share.index !== ctx.selfIndex) throw new KeymeshError(ErrorCode.INTERNAL, `stored ${kind} share has index ${share.index}, expected ${ctx.selfIndex}`)
+  if (share.index !== ctx.selfIndex && share.index !== committedIndex(ctx)) throw new KeymeshError(ErrorCode.INTERNAL, `stored ${kind} share has index ${share.index}, expected ${ctx.selfIndex}`)
   return { ks, share, keySetId }
+}
+
+const indexCache = new WeakMap<NodeContext, { last: string, index: number | undefined }>()
+
+/**
+ * This node's index in the membership after the last committed reshare order (ctx.membership is
+ * extended at the commit, before the staggered reload that updates ctx.selfIndex): between the
+ * two, a member whose index changed serves the new generation with its new index. Never throws.
+ */
+function committedIndex (ctx: NodeContext): number | undefined {
+  const orders = ctx.membership?.orders
+  const last = orders?.[orders.length - 1]
+  if (last === undefined) return undefined
+  const hit = indexCache.get(ctx)
+  if (hit?.last === last) return hit.index
+  let index: number | undefined
+  try { index = parseSignedOrder(last).order.params.members?.find(m => m.peerId === ctx.peerId)?.index } catch { index = undefined }
+  indexCache.set(ctx, { last, index })
+  return index
 }
 
 /** Decodes one envelope and checks its context against this cluster and the requested epoch. Throws BadInputError. */

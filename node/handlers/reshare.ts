@@ -17,19 +17,20 @@ import type { RpcOp } from '../../protocol/rpc.ts'
 import { RESHARE_PROGRESS_NAME, RESHARE_RESULT_NAME, reshareOf, reshareResultDigest } from '../lifecycle/reshare-ceremony.ts'
 import type { ReshareCeremony } from '../lifecycle/reshare-ceremony.ts'
 import { pendingOrderInfo } from '../lifecycle/manager.ts'
+import { decodeRefreshResult } from '../lifecycle/refresh-ceremony.ts'
 import type { Caller, Handler, NodeContext } from '../context.ts'
 
 function nodeCaller (caller: Caller, op: RpcOp): void {
   if (caller.kind !== 'node') throw new NotAuthorizedError(`${op}: only cluster nodes may call this operation`)
 }
 
-async function resolve (ctx: NodeContext, session: string, op: RpcOp): Promise<ReshareCeremony | { digest: string }> {
+async function resolve (ctx: NodeContext, session: string, op: RpcOp): Promise<ReshareCeremony | { digest: string, epochs: number[], keySetIds: string[] }> {
   const c = reshareOf(ctx)
   if (c !== undefined && c.session === session) return c
   const { nonce16 } = parseReshareSession(session)
   const marker = await ctx.store.getDkg(session, RESHARE_RESULT_NAME)
   if (marker !== undefined) {
-    if (op === 'reshare.result') return { digest: reshareResultDigest(marker) }
+    if (op === 'reshare.result') return { digest: reshareResultDigest(marker), ...decodeRefreshResult(marker) }
     throw new KeymeshError(ErrorCode.NOT_FOUND, `reshare: session ${session} is complete; only its result is served`)
   }
   const pending = await pendingOrderInfo(ctx)
@@ -46,7 +47,7 @@ async function resolve (ctx: NodeContext, session: string, op: RpcOp): Promise<R
   throw new KeymeshError(ErrorCode.NOT_FOUND, `reshare: unknown session ${session}`)
 }
 
-function ceremony (r: ReshareCeremony | { digest: string }): ReshareCeremony {
+function ceremony (r: ReshareCeremony | { digest: string, epochs: number[], keySetIds: string[] }): ReshareCeremony {
   if ('digest' in r) throw new KeymeshError(ErrorCode.NOT_FOUND, 'reshare: session complete')
   return r
 }
@@ -84,7 +85,7 @@ export const reshareViewHandler: Handler<'reshare.view'> = async (ctx, body, cal
 export const reshareResultHandler: Handler<'reshare.result'> = async (ctx, body, caller) => {
   nodeCaller(caller, 'reshare.result')
   const r = await resolve(ctx, body.session, 'reshare.result')
-  if ('digest' in r) return { digest: r.digest, committed: true }
+  if ('digest' in r) return { digest: r.digest, committed: true, epochs: r.epochs, keySetIds: r.keySetIds }
   member(r, caller, 'reshare.result')
   return r.serveResult(body.session)
 }

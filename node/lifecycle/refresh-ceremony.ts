@@ -37,7 +37,7 @@
  * the store's; the old shares are overwritten by that batch (that overwrite is what refresh buys).
  */
 import { sha256 } from '@noble/hashes/sha2.js'
-import { ErrorCode, KeymeshError, VerificationError, errorCode } from '../../protocol/errors.ts'
+import { BadInputError, ErrorCode, KeymeshError, VerificationError, errorCode } from '../../protocol/errors.ts'
 import { Reader, Writer, concat, equalBytes, fromHex, fromUtf8, toHex, u16, u32, utf8 } from '../../protocol/bytes.ts'
 import { CLUSTER_ID_LEN, MAX_NODES } from '../../protocol/constants.ts'
 import { compareTranscripts } from '../../protocol/dkg.ts'
@@ -174,6 +174,25 @@ export function encodeRefreshResult (epochs: number[], ids: string[]): Uint8Arra
   const w = new Writer().u16(epochs.length)
   for (let x = 0; x < epochs.length; x++) w.u32(epochs[x] as number).raw(fromHex('keySetId', ids[x], 32))
   return w.bytes()
+}
+
+/**
+ * Decodes a result record (encodeRefreshResult): epochs ascending, one 32-byte id each. Throws
+ * BadInputError on a malformed record.
+ */
+export function decodeRefreshResult (b: Uint8Array): { epochs: number[], keySetIds: string[] } {
+  const r = new Reader(b, 'result')
+  const count = r.u16('result.count')
+  const epochs: number[] = []
+  const keySetIds: string[] = []
+  for (let x = 0; x < count; x++) {
+    const e = r.u32('result.epoch')
+    if (e < 1 || (x > 0 && e <= (epochs[x - 1] as number))) throw new BadInputError('result', 'expected ascending epochs ≥ 1')
+    epochs.push(e)
+    keySetIds.push(toHex(r.raw('result.keySetId', 32)))
+  }
+  r.end()
+  return { epochs, keySetIds }
 }
 
 /**

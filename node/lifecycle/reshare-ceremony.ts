@@ -22,12 +22,22 @@
  *     2. once ALL old members verified — or ≥ k of them and RESHARE_GATHER_MS passed since it had
  *        k — fixes its VIEW (the sorted verified dealers + the digest of each one's round-1
  *        answer), persists it, then serves it (`reshare.view`); the view never changes;
- *     3. pulls every other new member's view; Q = intersection of all views; the digests of every
- *        dealer in Q must agree across views (else: fail naming the dealer: equivocation);
- *        |Q| < k fails ("not enough old nodes dealt to every new member");
+ *     3. pulls every other new member's view — all of them, or at least q = reshareCommitQuorum(k',
+ *        n') and RESHARE_ABSENT_GRACE_MS more for the rest (a member that is down does not stall
+ *        the reshare); Q = intersection of the views collected; the digests of every dealer in Q
+ *        must agree across views (else: fail naming the dealer: equivocation); |Q| < k fails
+ *        ("not enough old nodes dealt to every new member");
  *     4. reshareFinish over Q per (epoch, key), lifecycleKeySet; result digest over the new
  *        keySetIds (persisted phase FINISHED first); serves `reshare.result`;
- *     5. when every other new member reports the same digest: ONE store.commitReshare batch.
+ *     5. when q new members (itself included) report the same digest: ONE store.commitReshare
+ *        batch. q is a strict majority, so no two different results can both be committed.
+ *
+ *   Late new member (down while the others committed, or its result lost the vote): a watcher
+ *   polls the other new members' `reshare.result`; once k' of them report a committed result it
+ *   does not hold, it stops its own path and CATCHES UP: takes the epochs and new keySetIds of that
+ *   result (checked against the digest), fetches those key sets, rebuilds its shares by share
+ *   repair from k' committed members (repair-target.ts; checked against the committed verifying
+ *   shares) and commits them with the same result marker — so it never needs the old dealers.
  *
  *   Removed member (old only): after dealing, waits until ≥ k' new members report committed,
  *   then the manager deletes its shares and stops it (node/lifecycle/manager.ts).
@@ -52,8 +62,10 @@ import { MAX_REFRESH_EPOCHS, reshareSessionId } from '../../protocol/rpc.ts'
 import type { RequestBodies, ResponseBodies, RpcOp } from '../../protocol/rpc.ts'
 import type { ClusterNode } from '../../protocol/cluster.ts'
 import type { DkgStatus } from '../context.ts'
-import { encodeRefreshResult } from './refresh-ceremony.ts'
+import { decodeRefreshResult, encodeRefreshResult } from './refresh-ceremony.ts'
 import { CeremonyFailure, sleep } from '../ceremony-kit.ts'
+import { reshareCommitQuorum } from '../../protocol/membership.ts'
+import { repairShares } from './repair-target.ts'
 
 /** Format of the persisted progress record (JSON, sealed by the store). */
 export const RESHARE_PROGRESS_FORMAT = 'keymesh.reshare-progress'
@@ -71,6 +83,13 @@ export const RESHARE_GATHER_MS = 3_000
  * up. (A member that served its result never times out: others may commit.)
  */
 export const RESHARE_DEADLINE_MS = 600_000
+/**
+ * How long a new member that has the views of a commit quorum waits for the views of the other
+ * new members before it goes on without them (ms). They catch up later by share repair.
+ */
+export const RESHARE_ABSENT_GRACE_MS = 5_000
+/** Interval of the late-member watcher (ms). */
+export const RESHARE_WATCH_MS = 3_000
 /** Per-call deadline and backoff of the polls (ms). */
 export const RESHARE_CALL_TTL_MS = 2_000
 export const RESHARE_BACKOFF_MIN_MS = 100
@@ -198,10 +217,15 @@ export class ReshareCeremony {
   private saving: Promise<void> = Promise.resolve()
   /** Aborted when the agreement deadline passes (new members, before any result is served). */
   private readonly deadline = new AbortController()
+  /** Aborted when the watcher finds a result committed by k' other members that this node does not hold. */
+  private readonly supersede = new AbortController()
+  private superseded?: { digest: string, epochs: number[], keySetIds: string[], committers: number[] }
+  /** epochs and new keySetIds once committed here. */
+  private committedResultInfo?: { epochs: number[], keySetIds: string[] }
   private readonly live: AbortSignal
 
   constructor (private readonly env: ReshareEnv, epoch: number, nonce: string, private readonly bind: Uint8Array) {
-    this.live = AbortSignal.any([env.signal, this.deadline.signal])
+    this.live = AbortSignal.any([env.signal, this.deadline.signal, this.supersede.signal])
     this.epoch = epoch
     this.session = reshareSessionId(epoch, nonce)
   }
@@ -263,7 +287,8 @@ export class ReshareCeremony {
   serveResult (session: string): ResponseBodies['reshare.result'] {
     this.check(session)
     if (this.resultDigest === undefined) throw unavailable('result')
-    return { digest: this.resultDigest, committed: this.committedHere }
+    const info = this.committedResultInfo
+    return { digest: this.resultDigest, committed: this.committedHere, ...(this.committedHere && info !== undefined ? { epochs: [...info.epochs], keySetIds: [...info.keySetIds] } : {}) }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -277,6 +302,7 @@ export class ReshareCeremony {
       const marker = env.selfNew !== undefined ? await env.committedResult(this.session) : undefined
       if (marker !== undefined) {
         this.resultDigest = reshareResultDigest(marker)
+        this.committedResultInfo = decodeRefreshResult(marker)
         this.committedHere = true
         this.setStatus({ state: 'done', detail: `reshare ${this.session}: committed` })
         return
@@ -284,19 +310,16 @@ export class ReshareCeremony {
       await this.loadOrCreate()
       if (this.status.state === 'failed') return
       if (env.selfNew !== undefined) {
-        const ms = env.deadlineMs ?? RESHARE_DEADLINE_MS
-        const timer = setTimeout(() => { this.deadline.abort() }, ms)
-        timer.unref()
-        let Q: number[]
+        const watching = this.watch()
         try {
-          await this.gather()
-          Q = await this.agreeViews()
+          await this.receive()
         } catch (err) {
-          if (this.deadline.signal.aborted && !env.signal.aborted) throw new CeremonyFailure(`no agreement within ${Math.round(ms / 1000)} s (a new member down? old members down?); nothing was committed; issue a new order`, [])
-          throw err
-        } finally { clearTimeout(timer) }
-        await this.finish(Q)
-        await this.agreeAndCommit(Q)
+          if (this.superseded === undefined || env.signal.aborted) throw err
+        } finally {
+          this.watchStop.abort()
+          await watching
+        }
+        if (this.superseded !== undefined && !this.committedHere) await this.catchUp(this.superseded)
       } else {
         await this.awaitNewMembers()
       }
@@ -305,6 +328,124 @@ export class ReshareCeremony {
       if (err instanceof CeremonyFailure) { await this.fail(err, true); return }
       if (err instanceof VerificationError) { await this.fail(new CeremonyFailure(`verification failed, blame ${err.blame.join(',') || 'unknown'}: ${err.message}`, err.blame), true); return }
       await this.fail(new CeremonyFailure(`local error (restart the node to resume): ${errorCode(err)} ${err instanceof Error ? err.message : String(err)}`, []), false)
+    }
+  }
+
+  private readonly watchStop = new AbortController()
+
+  /** The new member's own path: gather, agree on Q, finish, commit (throws when superseded). */
+  private async receive (): Promise<void> {
+    const { env } = this
+    const ms = env.deadlineMs ?? RESHARE_DEADLINE_MS
+    const timer = setTimeout(() => { this.deadline.abort() }, ms)
+    timer.unref()
+    let Q: number[]
+    try {
+      await this.gather()
+      Q = await this.agreeViews()
+    } catch (err) {
+      if (this.deadline.signal.aborted && !env.signal.aborted && this.superseded === undefined) throw new CeremonyFailure(`no agreement within ${Math.round(ms / 1000)} s (fewer than ${reshareCommitQuorum(env.newThreshold, env.newNodes.length)} new members up? old members down?); nothing was committed; issue a new order`, [])
+      throw err
+    } finally { clearTimeout(timer) }
+    await this.finish(Q)
+    await this.agreeAndCommit(Q)
+  }
+
+  /**
+   * Late-member watcher: every RESHARE_WATCH_MS asks the other new members for their result; when
+   * k' of them report the same COMMITTED result and it is not this node's own, records it and
+   * aborts the own path (run() then catches up). Never rejects.
+   */
+  private async watch (): Promise<void> {
+    const { env } = this
+    const signal = AbortSignal.any([env.signal, this.watchStop.signal])
+    while (!signal.aborted && !this.committedHere) {
+      await sleep(RESHARE_WATCH_MS, signal)
+      if (signal.aborted || this.committedHere) return
+      const seen = new Map<string, { epochs: number[], keySetIds: string[], committers: number[] }>()
+      await Promise.all(env.newNodes.filter(m => m.index !== env.selfNew).map(async m => {
+        try {
+          const r = await env.call(m, 'reshare.result', { session: this.session }, RESHARE_CALL_TTL_MS, signal)
+          if (!r.committed || r.epochs === undefined || r.keySetIds === undefined) return
+          // The digest binds the epochs and ids: an answer whose lists do not hash to it is ignored.
+          if (reshareResultDigest(encodeRefreshResult(r.epochs, r.keySetIds)) !== r.digest) return
+          const e = seen.get(r.digest) ?? { epochs: r.epochs, keySetIds: r.keySetIds, committers: [] }
+          e.committers.push(m.index)
+          seen.set(r.digest, e)
+        } catch { /* down, not yet, or another view: next round */ }
+      }))
+      for (const [digest, e] of seen) {
+        if (e.committers.length >= env.newThreshold && digest !== this.resultDigest && !this.committedHere) {
+          this.superseded = { digest, ...e }
+          env.log('reshare committed without this node; catching up by share repair', { session: this.session, step: 'late', committers: e.committers, digest })
+          this.supersede.abort()
+          return
+        }
+      }
+    }
+  }
+
+  /**
+   * Catch-up of a late new member: the committed result's key sets, shares rebuilt by share repair
+   * from the members that committed it, then the same commit as the own path. Throws
+   * CeremonyFailure when the key sets do not match this node's base generations, KeymeshError
+   * UNAVAILABLE when the repair cannot complete (a restart retries).
+   */
+  private async catchUp (r: { digest: string, epochs: number[], keySetIds: string[], committers: number[] }): Promise<void> {
+    const { env } = this
+    const p = this.progress as ReshareProgress
+    this.progressStatus(`committed by new members ${r.committers.join(',')} without this node; repairing its shares`)
+    const helpers = env.newNodes.filter(m => r.committers.includes(m.index))
+    const sets: Array<{ keySet: KeySet, keySetId: string }> = []
+    for (const [x, epoch] of r.epochs.entries()) {
+      const id = r.keySetIds[x] as string
+      const ks = await this.fetchKeySet(epoch, id, helpers)
+      if (ks.threshold !== env.newThreshold || ks.n !== env.newNodes.length) throw new CeremonyFailure(`the committed key set of epoch ${epoch} is ${ks.threshold}-of-${ks.n}, the order says ${env.newThreshold}-of-${env.newNodes.length}`, [])
+      const base = p.epochs.includes(epoch) ? this.baseSets[p.epochs.indexOf(epoch)] : await env.localKeySet(epoch)
+      if (base !== undefined && (!ks.wrap.commitments[0]?.equals(base.wrap.commitments[0] as Point) || !ks.sign.commitments[0]?.equals(base.sign.commitments[0] as Point))) {
+        throw new CeremonyFailure(`the committed key set of epoch ${epoch} has other group keys than this node's; refusing it`, [])
+      }
+      sets.push({ keySet: ks, keySetId: id })
+    }
+    const shares = await repairShares({
+      self: env.selfNew as number,
+      threshold: env.newThreshold,
+      candidates: helpers,
+      call: env.call,
+      log: env.log,
+      signal: env.signal
+    }, sets)
+    const entries: Array<{ keySet: KeySet, base: KeySet, wrapShare: KeyShare, signShare: KeyShare }> = []
+    for (const [x, { keySet }] of sets.entries()) {
+      const epoch = keySet.epoch
+      const base = (p.epochs.includes(epoch) ? this.baseSets[p.epochs.indexOf(epoch)] : await env.localKeySet(epoch)) ?? keySet
+      const s = shares[x] as { wrap: KeyShare, sign: KeyShare }
+      entries.push({ keySet, base, wrapShare: s.wrap, signShare: s.sign })
+    }
+    const marker = encodeRefreshResult(r.epochs, r.keySetIds)
+    await env.commit(this.session, entries, marker)
+    this.resultDigest = r.digest
+    this.committedResultInfo = { epochs: [...r.epochs], keySetIds: [...r.keySetIds] }
+    this.committedHere = true
+    if (p.phase !== 'finished') p.phase = 'finished'
+    this.setStatus({ state: 'done', detail: `reshare ${this.session}: caught up by share repair (epochs ${r.epochs.join(',')}, ${env.newThreshold}-of-${env.newNodes.length})` })
+    env.log('reshare committed', { session: this.session, step: 'done', epochs: r.epochs, keySetIds: r.keySetIds, newIndex: env.selfNew ?? null, repairedFrom: r.committers })
+  }
+
+  /** Fetches key set (epoch, id) from one of `from` (members that committed it), checked by id. */
+  private async fetchKeySet (epoch: number, id: string, from: ClusterNode[]): Promise<KeySet> {
+    const local = await this.env.localKeySet(epoch)
+    if (local !== undefined && computeKeySetId(local) === id) return local
+    for (let round = 0; ; round++) {
+      for (const node of from) {
+        try {
+          const res = await this.env.call(node, 'keyset.get', { epoch, keySetId: id }, RESHARE_CALL_TTL_MS, this.env.signal)
+          const ks = decodeKeySet(res.keySet)
+          if (computeKeySetId(ks) === id && ks.epoch === epoch && ks.clusterId === this.env.clusterId) return ks
+        } catch { /* next */ }
+      }
+      if (this.env.signal.aborted || round >= 20) throw new KeymeshError(ErrorCode.UNAVAILABLE, `reshare: key set ${id.slice(0, 16)}… of epoch ${epoch} not available from new members ${from.map(f => f.index).join(',')}`)
+      await sleep(Math.min(RESHARE_BACKOFF_MAX_MS * 4, 200 * (round + 1)), this.env.signal)
     }
   }
 
@@ -542,15 +683,34 @@ export class ReshareCeremony {
     const { env } = this
     const mine = p.view as { dealers: number[], digests: string[] }
     const views = new Map<number, { dealers: number[], digests: string[] }>([[env.selfNew as number, mine]])
-    await Promise.all(env.newNodes.filter(m => m.index !== env.selfNew).map(async m => {
+    const nNew = env.newNodes.length
+    const q = reshareCommitQuorum(env.newThreshold, nNew)
+    const stop = new AbortController()
+    const signal = AbortSignal.any([stop.signal, this.live])
+    let reachedQ = views.size >= q ? Date.now() : 0
+    let wake: () => void = () => {}
+    const tasks = Promise.all(env.newNodes.filter(m => m.index !== env.selfNew).map(async m => {
       await this.poll(m, `new member ${m.index}`, 'reshare.view', (res) => {
         // A view is a peer's claim: its shape is checked before it can shrink Q or blame anyone.
         const ok = res.dealers.length === res.digests.length && res.dealers.every((d, j) => Number.isInteger(d) && d >= 1 && d <= env.oldNodes.length && (j === 0 || d > (res.dealers[j - 1] as number))) && res.digests.every(g => g.length === 32)
         if (!ok) throw new CeremonyFailure(`new member ${m.index} served a malformed view (dealers must ascend within 1..${env.oldNodes.length}, one 32-byte digest each)`, [])
         views.set(m.index, { dealers: res.dealers, digests: hexList(res.digests) })
+        if (views.size >= q && reachedQ === 0) reachedQ = Date.now()
+        wake()
         return true
-      })
+      }, signal).catch((e: unknown) => { if (!signal.aborted) throw e })
     }))
+    let failed: unknown
+    tasks.catch((e: unknown) => { failed = e; wake() })
+    for (;;) {
+      if (failed !== undefined) { stop.abort(); throw failed }
+      if (this.live.aborted) { stop.abort(); throw new KeymeshError(ErrorCode.UNAVAILABLE, 'reshare: stopped') }
+      if (views.size === nNew || (reachedQ > 0 && Date.now() - reachedQ >= RESHARE_ABSENT_GRACE_MS)) break
+      await new Promise<void>(resolve => { wake = resolve; const t = setTimeout(resolve, 200); t.unref() })
+    }
+    stop.abort()
+    await tasks.catch(() => {})
+    if (views.size < nNew) env.log('reshare: going on without the views of absent new members', { session: this.session, step: 'views', have: [...views.keys()].sort((a, b) => a - b), quorum: q })
     let Q = [...mine.dealers]
     for (const v of views.values()) Q = Q.filter(i => v.dealers.includes(i))
     const bad: number[] = []
@@ -562,7 +722,7 @@ export class ReshareCeremony {
     // node equivocated or a new member misreported its view. Name both; blame nobody as proven.
     if (bad.length > 0) throw new CeremonyFailure(`old node(s) ${bad.join(',')} showed different dealings to different new members (equivocation), or a new member misreported its view`, [])
     if (Q.length < env.oldThreshold) throw new CeremonyFailure(`not enough old nodes dealt to every new member: ${Q.length} in every view (need ${env.oldThreshold}); issue a new order once the old nodes are up`, [])
-    env.log('reshare dealer set agreed', { session: this.session, step: 'views', Q })
+    env.log('reshare dealer set agreed', { session: this.session, step: 'views', Q, views: [...views.keys()].sort((a, b) => a - b) })
     return Q
   }
 
@@ -605,14 +765,40 @@ export class ReshareCeremony {
     const { env } = this
     const p = this.progress as ReshareProgress
     const mine = this.resultDigest as string
-    await Promise.all(env.newNodes.filter(m => m.index !== env.selfNew).map(async m => {
+    const nNew = env.newNodes.length
+    const q = reshareCommitQuorum(env.newThreshold, nNew)
+    const results = new Map<number, string>([[env.selfNew as number, mine]])
+    const stop = new AbortController()
+    const signal = AbortSignal.any([stop.signal, this.live])
+    let wake: () => void = () => {}
+    const tasks = Promise.all(env.newNodes.filter(m => m.index !== env.selfNew).map(async m => {
       await this.poll(m, `new member ${m.index}`, 'reshare.result', (res) => {
-        if (res.digest !== mine) throw new CeremonyFailure(`new member ${m.index} derived different key sets (result ${res.digest.slice(0, 16)}… vs ${mine.slice(0, 16)}…)`, [])
+        if (res.digest !== mine) env.log('reshare: a new member derived other key sets', { session: this.session, member: m.index, theirs: res.digest.slice(0, 16), ours: mine.slice(0, 16) })
+        results.set(m.index, res.digest)
+        wake()
         return true
-      })
+      }, signal).catch((e: unknown) => { if (!signal.aborted) throw e })
     }))
+    let failed: unknown
+    tasks.catch((e: unknown) => { failed = e; wake() })
+    const agreeing = (): number => [...results.values()].filter(d => d === mine).length
+    for (;;) {
+      if (failed !== undefined) { stop.abort(); throw failed }
+      if (this.live.aborted) { stop.abort(); throw new KeymeshError(ErrorCode.UNAVAILABLE, 'reshare: stopped') }
+      if (agreeing() >= q) break
+      // Every new member answered and our result cannot reach the quorum: results never change,
+      // so nobody can commit it. (Another result with a quorum is caught by the watcher.)
+      if (results.size === nNew && ![...new Set(results.values())].some(d => [...results.values()].filter(x => x === d).length >= q)) {
+        stop.abort()
+        throw new CeremonyFailure(`the new members derived different key sets (${new Set(results.values()).size} different results, none reported by ${q}); nothing was committed; issue a new order`, [])
+      }
+      await new Promise<void>(resolve => { wake = resolve; const t = setTimeout(resolve, 200); t.unref() })
+    }
+    stop.abort()
+    await tasks.catch(() => {})
     const { entries, ids } = this.compute(Q)
     await env.commit(this.session, entries, encodeRefreshResult(p.epochs, ids))
+    this.committedResultInfo = { epochs: [...p.epochs], keySetIds: [...ids] }
     this.committedHere = true
     this.setStatus({ state: 'done', detail: `reshare ${this.session}: committed epochs ${p.epochs.join(',')} as ${env.newThreshold}-of-${env.newNodes.length}` })
     env.log('reshare committed', { session: this.session, step: 'done', epochs: p.epochs, keySetIds: ids, newIndex: env.selfNew ?? null })

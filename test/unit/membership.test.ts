@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { validateClusterFile } from '../../protocol/cluster.ts'
 import type { ClusterFile } from '../../protocol/cluster.ts'
-import { applyReshare, foldMembership } from '../../protocol/membership.ts'
+import { applyReshare, foldMembership, reshareCommitQuorum } from '../../protocol/membership.ts'
 import { encodeSignedOrder, parseSignedOrder } from '../../protocol/order.ts'
 import { ErrorCode, KeymeshError, errorCode } from '../../protocol/errors.ts'
 import { BASE, L } from '../../protocol/group.ts'
@@ -138,3 +138,24 @@ function catchErr (f: () => unknown): Error | undefined {
   try { f() } catch (e) { return e as Error }
   return undefined
 }
+
+describe('reshareCommitQuorum', () => {
+  it('is max(k′, ⌊n′/2⌋ + 1): a strict majority that can also serve; any two quorums intersect', () => {
+    expect(reshareCommitQuorum(3, 5)).toBe(3)
+    expect(reshareCommitQuorum(4, 5)).toBe(4)
+    expect(reshareCommitQuorum(3, 6)).toBe(4)
+    expect(reshareCommitQuorum(3, 4)).toBe(3)
+    expect(reshareCommitQuorum(2, 9)).toBe(5)
+    expect(reshareCommitQuorum(5, 9)).toBe(5)
+    for (let n = 2; n <= 64; n++) {
+      for (let k = 1; k <= n; k++) {
+        const q = reshareCommitQuorum(k, n)
+        expect(q).toBeGreaterThanOrEqual(k)
+        expect(2 * q).toBeGreaterThan(n)
+        expect(q).toBeLessThanOrEqual(n)
+      }
+    }
+    expect(() => reshareCommitQuorum(0, 5)).toThrow(/k′/)
+    expect(() => reshareCommitQuorum(6, 5)).toThrow(/k′/)
+  })
+})

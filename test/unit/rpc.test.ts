@@ -37,7 +37,10 @@ const REQUESTS: { [O in RpcOp]: RequestBodies[O] } = {
   'reshare.round1': { session: 's3-0123456789abcdef' },
   'reshare.round2': { session: 's3-0123456789abcdef' },
   'reshare.view': { session: 's1-ffffffffffffffff' },
-  'reshare.result': { session: 's4294967295-0000000000000000' }
+  'reshare.result': { session: 's4294967295-0000000000000000' },
+  'repair.open': { repair: 'ab'.repeat(16), epochs: [1, 3], keySetIds: ['a'.repeat(64), 'b'.repeat(64)], helpers: [1, 2, 4] },
+  'repair.piece': { repair: '01'.repeat(16) },
+  'repair.sum': { repair: 'ff'.repeat(16) }
 }
 
 const KSID = 'c'.repeat(64)
@@ -66,7 +69,10 @@ const RESPONSES: { [O in RpcOp]: ResponseBodies[O] } = {
   'reshare.round1': { epochs: [1, 2], base: ['a'.repeat(64), 'b'.repeat(64)], wrap: [b(136), b(136, 1)], sign: [b(136, 3), b(136, 4)] },
   'reshare.round2': { wrap: [b(39), b(39, 1)], sign: [b(39, 2), b(39, 3)] },
   'reshare.view': { dealers: [1, 3, 4], digests: [b(32), b(32, 1), b(32, 2)] },
-  'reshare.result': { digest: 'e'.repeat(64), committed: false }
+  'reshare.result': { digest: 'e'.repeat(64), committed: false },
+  'repair.open': { opened: true },
+  'repair.piece': { wrap: [b(39), b(39, 1)], sign: [b(39, 2), b(39, 3)] },
+  'repair.sum': { wrap: [b(39, 5)], sign: [b(39, 6)] }
 }
 
 function frame (o: unknown): Uint8Array { return te.encode(JSON.stringify(o)) }
@@ -218,7 +224,22 @@ describe('rpc frames: membership and reshare ops', () => {
     expect(() => encodeRequest('reshare.round1', { session: 'f3-0123456789abcdef' }, ID, 1000)).toThrow(BadInputError)
     expect(() => decodeResponse('reshare.view', ID, frame({ v: 1, id: ID, ok: true, body: { dealers: [2, 1], digests: ['00'.repeat(32), '00'.repeat(32)] } }))).toThrow(BadInputError)
     expect(() => decodeResponse('reshare.round1', ID, frame({ v: 1, id: ID, ok: true, body: { epochs: [1], base: [], wrap: ['AA'], sign: ['AA'] } }))).toThrow(BadInputError)
-    for (const op of ['reshare.round1', 'reshare.round2', 'reshare.view', 'reshare.result'] as const) expect(NODE_ONLY_OPS.has(op)).toBe(true)
+    for (const op of ['reshare.round1', 'reshare.round2', 'reshare.view', 'reshare.result', 'repair.open', 'repair.piece', 'repair.sum'] as const) expect(NODE_ONLY_OPS.has(op)).toBe(true)
     expect(NODE_ONLY_OPS.has('cluster.get')).toBe(false)
+  })
+})
+
+describe('rpc frames: share repair ops', () => {
+  it('repair.open needs ascending helpers (≥ 2), a 32-hex id and one keySetId per epoch; messages are 39 bytes', () => {
+    const open = { repair: 'ab'.repeat(16), epochs: [1, 2], keySetIds: ['a'.repeat(64), 'b'.repeat(64)], helpers: [1, 3] }
+    expect(decodeRequest(encodeRequest('repair.open', open, ID, 1000)).body).toEqual(open)
+    expect(() => encodeRequest('repair.open', { ...open, helpers: [3, 1] }, ID, 1000)).toThrow(BadInputError)
+    expect(() => encodeRequest('repair.open', { ...open, helpers: [1] }, ID, 1000)).toThrow(BadInputError)
+    expect(() => encodeRequest('repair.open', { ...open, keySetIds: ['a'.repeat(64)] }, ID, 1000)).toThrow(BadInputError)
+    expect(() => encodeRequest('repair.open', { ...open, repair: 'AB'.repeat(16) }, ID, 1000)).toThrow(BadInputError)
+    expect(() => decodeResponse('repair.sum', ID, frame({ v: 1, id: ID, ok: true, body: { wrap: ['AA'], sign: ['AA'] } }))).toThrow(BadInputError)
+    const r = { digest: 'c'.repeat(64), committed: true, epochs: [2, 5], keySetIds: ['d'.repeat(64), 'e'.repeat(64)] }
+    expect(decodeResponse('reshare.result', ID, encodeResponse('reshare.result', ID, r))).toEqual(r)
+    expect(() => decodeResponse('reshare.result', ID, frame({ v: 1, id: ID, ok: true, body: { ...r, keySetIds: ['d'.repeat(64)] } }))).toThrow(BadInputError)
   })
 })
