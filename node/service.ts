@@ -279,7 +279,9 @@ export async function startNode (cfg: NodeConfig, opts: { log?: Logger, faults?:
   if (st.kind === 'member') {
     // A member that was down during a reshare that removed it never saw the order: ask the others
     // for a newer membership (the members of a last reshare still admit the nodes it removed).
-    checkRemovedWhileDown(ctx, genesis, st.membership).catch((e: unknown) => { nlog.warn('membership check failed', { error: e as Error }) })
+    // Repeated (MEMBERSHIP_CHECK_MS): a member cut off by a partition during a reshare never
+    // restarts, and at start the members may still be reloading.
+    watchMembership(ctx, genesis, st.membership).catch((e: unknown) => { nlog.warn('membership check failed', { error: e as Error }) })
   }
   if (st.kind === 'joining') {
     // No DKG hook: a joining node gets its shares from the reshare, never from a DKG.
@@ -303,13 +305,52 @@ export async function startNode (cfg: NodeConfig, opts: { log?: Logger, faults?:
   return { ctx, host, stop, restartRequested }
 }
 
+/** Interval of the membership check after the first minute (ms); every 5 s before. */
+export const MEMBERSHIP_CHECK_MS = 30_000
+const warnedRevisions = new WeakMap<NodeContext, Set<string>>()
+
+/** Logs `msg` once per (node, key). Never throws. */
+function warnOnce (ctx: NodeContext, key: string, msg: string, fields: Record<string, unknown>): void {
+  let seen = warnedRevisions.get(ctx)
+  if (seen === undefined) { seen = new Set(); warnedRevisions.set(ctx, seen) }
+  if (seen.has(key)) return
+  seen.add(key)
+  ctx.log.warn(msg, fields)
+}
+
 /**
- * Best effort, once at start: asks the other nodes of this node's view for a newer membership
+ * Runs checkRemovedWhileDown at start, every 5 s for the first minute, then every
+ * MEMBERSHIP_CHECK_MS until the node stops; skipped while a lifecycle order is pending (its
+ * ceremony handles the membership). Rejects only on a store or file failure.
+ */
+async function watchMembership (ctx: NodeContext, genesis: ClusterFile, start: Membership): Promise<void> {
+  for (let round = 0; !ctx.shutdownSignal.aborted; round++) {
+    const pending = (await readLifecycleState(ctx.config.dataDir)).pending
+    // ctx.membership is extended by a commit here (before the reload): never "behind" ourselves.
+    const orders = ctx.membership?.orders ?? start.orders
+    const local = orders.length === start.orders.length ? start : foldMembership(genesis, orders)
+    if (pending === null) {
+      try { await checkRemovedWhileDown(ctx, genesis, local) } catch (e) {
+        if (ctx.shutdownSignal.aborted) return
+        warnOnce(ctx, `error:${e instanceof Error ? e.message : String(e)}`, 'membership check failed; retrying', { error: e as Error })
+      }
+    }
+    await new Promise<void>(resolve => {
+      const t = setTimeout(resolve, round < 12 ? 5_000 : MEMBERSHIP_CHECK_MS)
+      t.unref()
+      ctx.shutdownSignal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
+    })
+  }
+}
+
+/**
+ * One membership check (watchMembership repeats it): asks the other nodes of this node's view for a newer membership
  * (cluster.get). When a chain that verifies against the genesis admins extends ours and no longer
  * lists this node, and at least k′ members of the membership after the removing order serve a
  * chain containing it (proof that it committed), the node was removed while it was down: it
  * deletes its shares, records the chain and stops (the next start refuses with exit 3). With fewer
- * confirmations it only warns. Throws only on a store or file failure.
+ * confirmations it only warns (once). When the chain still lists this node, it catches up
+ * (node/lifecycle/catch-up.ts). Throws on a store or file failure and when the catch-up fails.
  */
 async function checkRemovedWhileDown (ctx: NodeContext, genesis: ClusterFile, local: Membership): Promise<void> {
   // Chains (admin-signed orders, folded onto the genesis) by answering PeerId.
@@ -338,7 +379,7 @@ async function checkRemovedWhileDown (ctx: NodeContext, genesis: ClusterFile, lo
     const vouch = (): number => newest.cluster.nodes.filter(n => { const m = chains.get(n.peerId); return m !== undefined && newest.orders.every((o, j) => m.orders[j] === o) }).length
     if (vouch() < newest.cluster.threshold) await ask(newest.cluster.nodes)
     if (vouch() < newest.cluster.threshold) {
-      ctx.log.warn('a node serves a newer membership that keeps this node, but fewer than k′ of its members confirm it; still serving the old one', { revision: newest.revision, confirmations: vouch(), needed: newest.cluster.threshold })
+      warnOnce(ctx, `keep:${newest.revision}`, 'a node serves a newer membership that keeps this node, but fewer than k′ of its members confirm it (yet); still serving the old one', { revision: newest.revision, confirmations: vouch(), needed: newest.cluster.threshold })
       return
     }
     const { catchUpMissedReshare } = await import('./lifecycle/catch-up.ts')
@@ -357,7 +398,7 @@ async function checkRemovedWhileDown (ctx: NodeContext, genesis: ClusterFile, lo
   const vouchers = (): number => after.nodes.filter(n => { const m = chains.get(n.peerId); return m !== undefined && removing.every((o, j) => m.orders[j] === o) }).length
   if (vouchers() < after.threshold) await ask(after.nodes)
   if (vouchers() < after.threshold) {
-    ctx.log.warn('a node reports that a reshare order removed this node, but fewer than k′ members of the new membership confirm it committed; nothing deleted, still serving', { order: describeOrder(best.orders[x] as string), confirmations: vouchers(), needed: after.threshold })
+    warnOnce(ctx, `removed:${best.revision}`, 'a node reports that a reshare order removed this node, but fewer than k′ members of the new membership confirm it committed (yet); nothing deleted, still serving', { order: describeOrder(best.orders[x] as string), confirmations: vouchers(), needed: after.threshold })
     return
   }
   ctx.log.error('THIS NODE WAS REMOVED FROM THE CLUSTER by a reshare order while it was down; its shares are deleted now; it stops. Remove it from your deployment', { order: describeOrder(best.orders[x] as string), revision: best.revision, confirmations: vouchers() })
