@@ -67,6 +67,14 @@ export type RefreshPhase = typeof RefreshPhase[keyof typeof RefreshPhase]
 export const REFRESH_CALL_TTL_MS = 2_000
 export const REFRESH_BACKOFF_MIN_MS = 100
 export const REFRESH_BACKOFF_MAX_MS = 500
+/**
+ * A node that has not served its result this long after its session (re)started fails the
+ * session (ms): a node down or never reached would otherwise hold the refresh — and every other
+ * lifecycle order, e.g. the reshare that replaces that node — forever. Safe: every commit needs
+ * every node's result, and this node has served none, so nobody can have committed. (A node that
+ * served its result never times out: the others may commit.)
+ */
+export const REFRESH_DEADLINE_MS = 600_000
 
 const KINDS = ['wrap', 'sign'] as const
 type Kind = typeof KINDS[number]
@@ -245,6 +253,8 @@ export interface RefreshEnv {
   log: (msg: string, fields: Record<string, unknown>) => void
   setStatus: (s: DkgStatus) => void
   signal: AbortSignal
+  /** Overrides REFRESH_DEADLINE_MS (tests). */
+  deadlineMs?: number
 }
 
 function unavailable (what: string): KeymeshError { return new KeymeshError(ErrorCode.UNAVAILABLE, `refresh: ${what} not available yet; retry`) }
@@ -275,11 +285,16 @@ export class RefreshCeremony {
   private committed = false
   private halted = false
   private saving: Promise<void> = Promise.resolve()
+  /** Aborted at the deadline (only before this node served its result). */
+  private readonly deadline = new AbortController()
+  /** What the polls wait on: shutdown, or the deadline until the result is served. */
+  private sig: AbortSignal
 
   /** `bind`: SHA-256 of the order's signing bytes (node/lifecycle/manager.ts orderDigest). */
   constructor (private readonly env: RefreshEnv, epoch: number, nonce: string, private readonly bind: Uint8Array) {
     this.epoch = epoch
     this.session = refreshSessionId(epoch, nonce)
+    this.sig = AbortSignal.any([env.signal, this.deadline.signal])
   }
 
   /** Current status. Never throws. */
@@ -358,10 +373,20 @@ export class RefreshCeremony {
       this.setStatus({ state: 'running', detail: `refresh ${this.session}: starting` })
       await this.loadOrCreate()
       if (this.status.state === 'failed') return
-      await this.collectRound1()
-      await this.echo()
-      await this.collectRound2()
-      await this.finish()
+      const ms = env.deadlineMs ?? REFRESH_DEADLINE_MS
+      const timer = this.progress?.phase === RefreshPhase.FINISHED ? undefined : setTimeout(() => { this.deadline.abort() }, ms)
+      timer?.unref()
+      try {
+        await this.collectRound1()
+        await this.echo()
+        await this.collectRound2()
+        await this.finish()
+      } catch (err) {
+        if (this.deadline.signal.aborted && !env.signal.aborted) throw new CeremonyFailure(`no agreement within ${Math.round(ms / 1000)} s (a node down or unreachable?); nothing was committed; issue a new order once every node is up`, [])
+        throw err
+      } finally { clearTimeout(timer) }
+      // The result is served from here on: never give up now (the others may commit).
+      this.sig = env.signal
       await this.agreeAndCommit()
     } catch (err) {
       if (env.signal.aborted && !(err instanceof CeremonyFailure)) {
@@ -490,17 +515,17 @@ export class RefreshCeremony {
     const { env } = this
     let backoff = REFRESH_BACKOFF_MIN_MS
     for (;;) {
-      if (env.signal.aborted) throw new KeymeshError(ErrorCode.UNAVAILABLE, 'refresh: node is shutting down')
+      if (this.sig.aborted) throw new KeymeshError(ErrorCode.UNAVAILABLE, 'refresh: node is shutting down or the deadline passed')
       let res: ResponseBodies[O] | undefined
       try {
-        res = await env.call(i, op, { session: this.session } as RequestBodies[O], REFRESH_CALL_TTL_MS, env.signal)
+        res = await env.call(i, op, { session: this.session } as RequestBodies[O], REFRESH_CALL_TTL_MS, this.sig)
       } catch (err) {
         const code = errorCode(err)
         if (code === ErrorCode.CONFLICT) throw new CeremonyFailure(`node ${i} reports that refresh ${this.session} failed there or that it runs another lifecycle order`, [i])
         if (code === ErrorCode.BAD_INPUT) env.log('refresh peer answer malformed', { session: this.session, peer: i, op, code })
       }
       if (res !== undefined && await accept(res)) return
-      await sleep(backoff + Math.floor(Math.random() * REFRESH_BACKOFF_MIN_MS), env.signal)
+      await sleep(backoff + Math.floor(Math.random() * REFRESH_BACKOFF_MIN_MS), this.sig)
       backoff = Math.min(REFRESH_BACKOFF_MAX_MS, backoff * 2)
     }
   }

@@ -30,6 +30,7 @@ class Mesh {
   readonly status = new Map<number, DkgStatus>()
   readonly ac = new AbortController()
   tamper: Tamper = (_f, _t, _op, res) => res
+  deadlineMs?: number
 
   constructor (readonly n: number, readonly k: number, epochs: number) {
     for (let i = 1; i <= n; i++) { this.gens.set(i, new Map()); this.progress.set(i, new Map()) }
@@ -69,7 +70,8 @@ class Mesh {
       },
       log: () => {},
       setStatus: (st) => { this.status.set(i, st) },
-      signal: this.ac.signal
+      signal: this.ac.signal,
+      ...(this.deadlineMs !== undefined ? { deadlineMs: this.deadlineMs } : {})
     }
   }
 
@@ -153,6 +155,15 @@ describe('refresh ceremony (in process)', () => {
     for (const i of [1, 2, 3, 4]) expect(m.status.get(i)?.state).toBe('failed')
     expect(m.committed.size).toBe(0)
     expect([...m.status.values()].some(s => /echo check failed: .*node\(s\) 2\b/.test(s.detail ?? ''))).toBe(true)
+  }, 30_000)
+
+  it('a node that never comes up: the others fail at the deadline, nothing committed (no order stays stuck)', async () => {
+    const m = new Mesh(4, 3, 1)
+    m.deadlineMs = 800
+    await Promise.all([1, 2, 3].map(async i => { await m.start(i) }))
+    for (const i of [1, 2, 3]) expect(m.status.get(i)?.state).toBe('failed')
+    expect([1, 2, 3].some(i => /no agreement within 1 s \(a node down or unreachable\?\)/.test(m.status.get(i)?.detail ?? ''))).toBe(true)
+    expect(m.committed.size).toBe(0)
   }, 30_000)
 
   it('a node that crashes after dealing resumes with the very same dealings and sub-shares', async () => {
