@@ -12,16 +12,15 @@
  * the other members no longer serve that generation); it replaces them at the commit.
  */
 import { ErrorCode, KeymeshError } from '../../protocol/errors.ts'
-import { decodeKeySet, keySetId as computeKeySetId } from '../../protocol/keyset.ts'
 import type { KeySet, KeyShare } from '../../protocol/keyset.ts'
 import type { Membership } from '../../protocol/membership.ts'
 import { parseSignedOrder } from '../../protocol/order.ts'
 import { reshareSessionId } from '../../protocol/rpc.ts'
-import type { Point } from '../../protocol/group.ts'
 import type { NodeContext } from '../context.ts'
 import { sleep } from '../ceremony-kit.ts'
 import { encodeRefreshResult } from './refresh-ceremony.ts'
-import { reshareResultDigest } from './reshare-ceremony.ts'
+import { committedKeySet, committedResult } from './committed-result.ts'
+import type { CommittedResult, MemberCall } from './committed-result.ts'
 import { repairShares } from './repair-target.ts'
 import { setTransition, transitionOf } from './transition.ts'
 import { writeMembership } from './membership-file.ts'
@@ -31,10 +30,18 @@ export const CATCH_UP_CONFIRM_MS = 60_000
 
 /**
  * Catches this node up with membership `best` (which lists it). Throws KeymeshError
- * (UNAVAILABLE: not enough members confirm the result or help with the repair — a restart
- * retries; CONFLICT: the committed key sets do not match this node's group keys).
+ * (UNAVAILABLE: not enough members confirm the result or help with the repair — the membership
+ * check retries later; CONFLICT: the committed key sets do not match this node's group keys);
+ * `status` then shows the reason.
  */
 export async function catchUpMissedReshare (ctx: NodeContext, best: Membership): Promise<void> {
+  try { await catchUp(ctx, best) } catch (e) {
+    if (!ctx.shutdownSignal.aborted) ctx.dkgStatus = { state: 'failed', detail: `catch-up: ${e instanceof Error ? e.message : String(e)}`.slice(0, 240) }
+    throw e
+  }
+}
+
+async function catchUp (ctx: NodeContext, best: Membership): Promise<void> {
   const after = best.cluster
   const self = after.nodes.find(n => n.peerId === ctx.peerId)
   const lastText = best.orders[best.orders.length - 1]
@@ -47,25 +54,20 @@ export async function catchUpMissedReshare (ctx: NodeContext, best: Membership):
   ctx.dkgStatus = { state: 'running', detail: `catching up with reshare ${session}: waiting for ${after.threshold} members to confirm it` }
   log.warn('this node missed a reshare that kept it (it was down); catching up by share repair', { session, newIndex: self.index, threshold: after.threshold, n: after.nodes.length })
   const others = after.nodes.filter(n => n.peerId !== ctx.peerId)
-  // 1. The committed result, from k′ members reporting the same one.
-  let result: { digest: string, epochs: number[], keySetIds: string[], committers: number[] } | undefined
-  const deadline = Date.now() + CATCH_UP_CONFIRM_MS
-  while (result === undefined && Date.now() < deadline && !ctx.shutdownSignal.aborted) {
-    const seen = new Map<string, { epochs: number[], keySetIds: string[], committers: number[] }>()
-    await Promise.all(others.map(async (m) => {
-      try {
-        const r = await ctx.peers.callNode?.(m, 'reshare.result', { session }, { ttlMs: 2_000, signal: AbortSignal.any([ctx.shutdownSignal, AbortSignal.timeout(2_000)]) })
-        if (r === undefined || !r.committed || r.epochs === undefined || r.keySetIds === undefined) return
-        if (reshareResultDigest(encodeRefreshResult(r.epochs, r.keySetIds)) !== r.digest) return
-        const e = seen.get(r.digest) ?? { epochs: r.epochs, keySetIds: r.keySetIds, committers: [] }
-        e.committers.push(m.index)
-        seen.set(r.digest, e)
-      } catch { /* down or not yet */ }
-    }))
-    for (const [digest, e] of seen) if (e.committers.length >= after.threshold) result = { digest, ...e }
-    if (result === undefined) await sleep(2_000, ctx.shutdownSignal)
+  const call: MemberCall = async (node, op, body, ttlMs, signal) => {
+    if (ctx.peers.callNode === undefined) throw new KeymeshError(ErrorCode.INTERNAL, 'this node cannot call peers by address')
+    return await ctx.peers.callNode(node, op, body, { signal: AbortSignal.any([signal, AbortSignal.timeout(ttlMs)]), ttlMs })
   }
-  if (result === undefined) throw new KeymeshError(ErrorCode.UNAVAILABLE, `catch-up: fewer than ${after.threshold} members confirm the result of reshare ${session}; restart this node when more members are up`)
+  // 1. The committed result, from k′ members reporting the same one.
+  let result: CommittedResult | undefined
+  const deadline = Date.now() + CATCH_UP_CONFIRM_MS
+  while (!ctx.shutdownSignal.aborted) {
+    const r = await committedResult(others, session, call, ctx.shutdownSignal)
+    if (r !== undefined && r.committers.length >= after.threshold) { result = r; break }
+    if (Date.now() >= deadline) break
+    await sleep(2_000, ctx.shutdownSignal)
+  }
+  if (result === undefined) throw new KeymeshError(ErrorCode.UNAVAILABLE, `catch-up: fewer than ${after.threshold} members confirm the result of reshare ${session}; retrying later`)
   const helpers = after.nodes.filter(n => result.committers.includes(n.index))
   // 2. The committed key sets, checked against this node's group keys.
   const sets: Array<{ keySet: KeySet, keySetId: string, base: KeySet }> = []
@@ -73,20 +75,7 @@ export async function catchUpMissedReshare (ctx: NodeContext, best: Membership):
     const id = result.keySetIds[x] as string
     const base = await ctx.store.getKeySet(epoch)
     if (base === undefined) throw new KeymeshError(ErrorCode.CONFLICT, `catch-up: this node holds no key set of epoch ${epoch}; restore it from its recovery kit instead`)
-    let ks: KeySet | undefined
-    for (const h of helpers) {
-      try {
-        const r = await ctx.peers.callNode?.(h, 'keyset.get', { epoch, keySetId: id }, { ttlMs: 2_000, signal: AbortSignal.any([ctx.shutdownSignal, AbortSignal.timeout(2_000)]) })
-        if (r === undefined) continue
-        const cand = decodeKeySet(r.keySet)
-        if (computeKeySetId(cand) === id && cand.epoch === epoch && cand.clusterId === ctx.cluster.clusterId) { ks = cand; break }
-      } catch { /* next */ }
-    }
-    if (ks === undefined) throw new KeymeshError(ErrorCode.UNAVAILABLE, `catch-up: key set ${id.slice(0, 16)}… of epoch ${epoch} not available; restart this node to retry`)
-    if (ks.threshold !== after.threshold || ks.n !== after.nodes.length) throw new KeymeshError(ErrorCode.CONFLICT, `catch-up: the committed key set of epoch ${epoch} is ${ks.threshold}-of-${ks.n}, the membership ${after.threshold}-of-${after.nodes.length}`)
-    if (!ks.wrap.commitments[0]?.equals(base.wrap.commitments[0] as Point) || !ks.sign.commitments[0]?.equals(base.sign.commitments[0] as Point)) {
-      throw new KeymeshError(ErrorCode.CONFLICT, `catch-up: the committed key set of epoch ${epoch} has other group keys than this node's; refusing it`)
-    }
+    const ks = await committedKeySet(epoch, id, helpers, ctx.cluster.clusterId, { threshold: after.threshold, n: after.nodes.length }, base, call, ctx.shutdownSignal)
     sets.push({ keySet: ks, keySetId: id, base })
   }
   ctx.dkgStatus = { state: 'running', detail: `catching up with reshare ${session}: repairing shares from members ${result.committers.join(',')}` }
@@ -95,10 +84,7 @@ export async function catchUpMissedReshare (ctx: NodeContext, best: Membership):
     self: self.index,
     threshold: after.threshold,
     candidates: helpers,
-    call: async (node, op, body, ttlMs, signal) => {
-      if (ctx.peers.callNode === undefined) throw new KeymeshError(ErrorCode.INTERNAL, 'this node cannot call peers by address')
-      return await ctx.peers.callNode(node, op, body, { signal: AbortSignal.any([signal, AbortSignal.timeout(ttlMs)]), ttlMs })
-    },
+    call,
     log: (msg, fields) => { log.info(msg, fields) },
     signal: ctx.shutdownSignal
   }, sets)

@@ -50,7 +50,6 @@
  * progress record, JSON hex strings: they cannot be wiped in memory — see docs), the old and new
  * shares while finishing (bigints, dropped after use). The new shares go to store.commitReshare.
  */
-import { sha256 } from '@noble/hashes/sha2.js'
 import { ErrorCode, KeymeshError, VerificationError, errorCode } from '../../protocol/errors.ts'
 import { Writer, concat, equalBytes, fromHex, toHex, u32, utf8 } from '../../protocol/bytes.ts'
 import { CLUSTER_ID_LEN } from '../../protocol/constants.ts'
@@ -66,14 +65,16 @@ import { decodeRefreshResult, encodeRefreshResult } from './refresh-ceremony.ts'
 import { CeremonyFailure, sleep } from '../ceremony-kit.ts'
 import { reshareCommitQuorum } from '../../protocol/membership.ts'
 import { repairShares } from './repair-target.ts'
+import { committedKeySet, committedResult, reshareResultDigest } from './committed-result.ts'
+import type { CommittedResult } from './committed-result.ts'
 
 /** Format of the persisted progress record (JSON, sealed by the store). */
 export const RESHARE_PROGRESS_FORMAT = 'keymesh.reshare-progress'
 /** Store name of the sealed progress record, and of the public result marker left by the commit. */
 export const RESHARE_PROGRESS_NAME = 'secret:progress'
 export const RESHARE_RESULT_NAME = 'result'
-/** Domain tag of the result digest. */
-export const RESHARE_RESULT_TAG = 'keymesh/v1/reshare/result'
+/** Domain tag and digest of the result (defined with the late-member queries). */
+export { RESHARE_RESULT_TAG, reshareResultDigest } from './committed-result.ts'
 /** Grace period after a new member has valid dealings from k old members (ms). */
 export const RESHARE_GATHER_MS = 3_000
 /**
@@ -159,15 +160,6 @@ export interface ReshareEnv {
   deadlineMs?: number
 }
 
-/**
- * The result digest every new member must agree on before committing: SHA-256( u32 len(T) ‖ T ‖
- * u16 E ‖ E × (u32 epoch ‖ new keySetId (32)) ), T = RESHARE_RESULT_TAG. Returns 64 hex.
- */
-export function reshareResultDigest (result: Uint8Array): string {
-  const t = utf8(RESHARE_RESULT_TAG)
-  return toHex(sha256(concat(u32(t.length), t, result)))
-}
-
 /** Context of the view digests: clusterId (16) ‖ u32 len ‖ utf8(session) ‖ orderDigest (32). Throws BadInputError. */
 export function reshareEchoContext (clusterId: string, session: string, bind: Uint8Array): Uint8Array {
   const s = utf8(session)
@@ -219,7 +211,7 @@ export class ReshareCeremony {
   private readonly deadline = new AbortController()
   /** Aborted when the watcher finds a result committed by k' other members that this node does not hold. */
   private readonly supersede = new AbortController()
-  private superseded?: { digest: string, epochs: number[], keySetIds: string[], committers: number[] }
+  private superseded?: CommittedResult
   /** epochs and new keySetIds once committed here. */
   private committedResultInfo?: { epochs: number[], keySetIds: string[] }
   private readonly live: AbortSignal
@@ -362,25 +354,12 @@ export class ReshareCeremony {
     while (!signal.aborted && !this.committedHere) {
       await sleep(RESHARE_WATCH_MS, signal)
       if (signal.aborted || this.committedHere) return
-      const seen = new Map<string, { epochs: number[], keySetIds: string[], committers: number[] }>()
-      await Promise.all(env.newNodes.filter(m => m.index !== env.selfNew).map(async m => {
-        try {
-          const r = await env.call(m, 'reshare.result', { session: this.session }, RESHARE_CALL_TTL_MS, signal)
-          if (!r.committed || r.epochs === undefined || r.keySetIds === undefined) return
-          // The digest binds the epochs and ids: an answer whose lists do not hash to it is ignored.
-          if (reshareResultDigest(encodeRefreshResult(r.epochs, r.keySetIds)) !== r.digest) return
-          const e = seen.get(r.digest) ?? { epochs: r.epochs, keySetIds: r.keySetIds, committers: [] }
-          e.committers.push(m.index)
-          seen.set(r.digest, e)
-        } catch { /* down, not yet, or another view: next round */ }
-      }))
-      for (const [digest, e] of seen) {
-        if (e.committers.length >= env.newThreshold && digest !== this.resultDigest && !this.committedHere) {
-          this.superseded = { digest, ...e }
-          env.log('reshare committed without this node; catching up by share repair', { session: this.session, step: 'late', committers: e.committers, digest })
-          this.supersede.abort()
-          return
-        }
+      const r = await committedResult(env.newNodes.filter(m => m.index !== env.selfNew), this.session, env.call, signal)
+      if (r !== undefined && r.committers.length >= env.newThreshold && r.digest !== this.resultDigest && !this.committedHere) {
+        this.superseded = r
+        env.log('reshare committed without this node; catching up by share repair', { session: this.session, step: 'late', committers: r.committers, digest: r.digest })
+        this.supersede.abort()
+        return
       }
     }
   }
@@ -391,7 +370,7 @@ export class ReshareCeremony {
    * CeremonyFailure when the key sets do not match this node's base generations, KeymeshError
    * UNAVAILABLE when the repair cannot complete (a restart retries).
    */
-  private async catchUp (r: { digest: string, epochs: number[], keySetIds: string[], committers: number[] }): Promise<void> {
+  private async catchUp (r: CommittedResult): Promise<void> {
     const { env } = this
     const p = this.progress as ReshareProgress
     this.progressStatus(`committed by new members ${r.committers.join(',')} without this node; repairing its shares`)
@@ -399,11 +378,13 @@ export class ReshareCeremony {
     const sets: Array<{ keySet: KeySet, keySetId: string }> = []
     for (const [x, epoch] of r.epochs.entries()) {
       const id = r.keySetIds[x] as string
-      const ks = await this.fetchKeySet(epoch, id, helpers)
-      if (ks.threshold !== env.newThreshold || ks.n !== env.newNodes.length) throw new CeremonyFailure(`the committed key set of epoch ${epoch} is ${ks.threshold}-of-${ks.n}, the order says ${env.newThreshold}-of-${env.newNodes.length}`, [])
       const base = p.epochs.includes(epoch) ? this.baseSets[p.epochs.indexOf(epoch)] : await env.localKeySet(epoch)
-      if (base !== undefined && (!ks.wrap.commitments[0]?.equals(base.wrap.commitments[0] as Point) || !ks.sign.commitments[0]?.equals(base.sign.commitments[0] as Point))) {
-        throw new CeremonyFailure(`the committed key set of epoch ${epoch} has other group keys than this node's; refusing it`, [])
+      let ks: KeySet
+      try {
+        ks = await committedKeySet(epoch, id, helpers, env.clusterId, { threshold: env.newThreshold, n: env.newNodes.length }, base, env.call, env.signal)
+      } catch (e) {
+        if (errorCode(e) === ErrorCode.CONFLICT) throw new CeremonyFailure(e instanceof Error ? e.message : 'conflicting key set', [])
+        throw e
       }
       sets.push({ keySet: ks, keySetId: id })
     }
@@ -430,23 +411,6 @@ export class ReshareCeremony {
     if (p.phase !== 'finished') p.phase = 'finished'
     this.setStatus({ state: 'done', detail: `reshare ${this.session}: caught up by share repair (epochs ${r.epochs.join(',')}, ${env.newThreshold}-of-${env.newNodes.length})` })
     env.log('reshare committed', { session: this.session, step: 'done', epochs: r.epochs, keySetIds: r.keySetIds, newIndex: env.selfNew ?? null, repairedFrom: r.committers })
-  }
-
-  /** Fetches key set (epoch, id) from one of `from` (members that committed it), checked by id. */
-  private async fetchKeySet (epoch: number, id: string, from: ClusterNode[]): Promise<KeySet> {
-    const local = await this.env.localKeySet(epoch)
-    if (local !== undefined && computeKeySetId(local) === id) return local
-    for (let round = 0; ; round++) {
-      for (const node of from) {
-        try {
-          const res = await this.env.call(node, 'keyset.get', { epoch, keySetId: id }, RESHARE_CALL_TTL_MS, this.env.signal)
-          const ks = decodeKeySet(res.keySet)
-          if (computeKeySetId(ks) === id && ks.epoch === epoch && ks.clusterId === this.env.clusterId) return ks
-        } catch { /* next */ }
-      }
-      if (this.env.signal.aborted || round >= 20) throw new KeymeshError(ErrorCode.UNAVAILABLE, `reshare: key set ${id.slice(0, 16)}… of epoch ${epoch} not available from new members ${from.map(f => f.index).join(',')}`)
-      await sleep(Math.min(RESHARE_BACKOFF_MAX_MS * 4, 200 * (round + 1)), this.env.signal)
-    }
   }
 
   private async save (): Promise<void> {
