@@ -79,9 +79,10 @@ export { RESHARE_RESULT_TAG, reshareResultDigest } from './committed-result.ts'
 export const RESHARE_GATHER_MS = 3_000
 /**
  * A new member that has not agreed on the dealer set this long after its session (re)started
- * fails the session (ms). Safe: it has served no result yet, and every commit needs every new
- * member's result, so nobody can have committed. Ends the stall of a new member that never comes
- * up. (A member that served its result never times out: others may commit.)
+ * fails the session (ms). Safe: it has served no result, so it is in no commit quorum; if a
+ * quorum commits without it, it catches up later (the membership check, node/service.ts). Ends
+ * the wait when fewer than a quorum of new members are up. (A member that served its result never
+ * times out, and a peer's failure does not end it: a quorum may commit.)
  */
 export const RESHARE_DEADLINE_MS = 600_000
 /**
@@ -188,6 +189,9 @@ const hexList = (l: Uint8Array[]): string[] => l.map(toHex)
 const bytesList = (l: string[]): Uint8Array[] => l.map(h => fromHex('hex', h))
 
 function unavailable (what: string): KeymeshError { return new KeymeshError(ErrorCode.UNAVAILABLE, `reshare: ${what} not available yet; retry`) }
+
+/** A peer answered CONFLICT: its session failed (or it runs another order). Ends this session unless caught. */
+class PeerConflict extends CeremonyFailure {}
 
 /** A decoded, verified dealer: commitments per epoch per kind. */
 type Verified = Record<Kind, Point[][]>
@@ -519,7 +523,7 @@ export class ReshareCeremony {
         res = await env.call(node, op, { session: this.session } as RequestBodies[O], RESHARE_CALL_TTL_MS, signal)
       } catch (err) {
         const code = errorCode(err)
-        if (code === ErrorCode.CONFLICT) throw new CeremonyFailure(`${who} reports that reshare ${this.session} failed there or that it runs another lifecycle order`, [])
+        if (code === ErrorCode.CONFLICT) throw new PeerConflict(`${who} reports that reshare ${this.session} failed there or that it runs another lifecycle order`, [])
         if (code === ErrorCode.BAD_INPUT) env.log('reshare peer answer malformed', { session: this.session, peer: who, op, code })
       }
       if (res !== undefined && await accept(res)) return
@@ -653,6 +657,7 @@ export class ReshareCeremony {
     const signal = AbortSignal.any([stop.signal, this.live])
     let reachedQ = views.size >= q ? Date.now() : 0
     let wake: () => void = () => {}
+    const gone = new Set<number>()
     const tasks = Promise.all(env.newNodes.filter(m => m.index !== env.selfNew).map(async m => {
       await this.poll(m, `new member ${m.index}`, 'reshare.view', (res) => {
         // A view is a peer's claim: its shape is checked before it can shrink Q or blame anyone.
@@ -662,7 +667,12 @@ export class ReshareCeremony {
         if (views.size >= q && reachedQ === 0) reachedQ = Date.now()
         wake()
         return true
-      }, signal).catch((e: unknown) => { if (!signal.aborted) throw e })
+      }, signal).catch((e: unknown) => {
+        if (signal.aborted) return
+        // A member whose session failed (CONFLICT) serves no view and no result: it is absent.
+        if (e instanceof PeerConflict) { gone.add(m.index); wake(); return }
+        throw e
+      })
     }))
     let failed: unknown
     tasks.catch((e: unknown) => { failed = e; wake() })
@@ -670,6 +680,11 @@ export class ReshareCeremony {
       if (failed !== undefined) { stop.abort(); throw failed }
       if (this.live.aborted) { stop.abort(); throw new KeymeshError(ErrorCode.UNAVAILABLE, 'reshare: stopped') }
       if (views.size === nNew || (reachedQ > 0 && Date.now() - reachedQ >= RESHARE_ABSENT_GRACE_MS)) break
+      if (views.size + gone.size === nNew) {
+        if (views.size >= q) break
+        stop.abort()
+        throw new CeremonyFailure(`only ${views.size} new member(s) serve a view (${gone.size} failed the session; need ${q})`, [])
+      }
       await new Promise<void>(resolve => { wake = resolve; const t = setTimeout(resolve, 200); t.unref() })
     }
     stop.abort()
@@ -741,7 +756,13 @@ export class ReshareCeremony {
         results.set(m.index, res.digest)
         wake()
         return true
-      }, signal).catch((e: unknown) => { if (!signal.aborted) throw e })
+      }, signal).catch((e: unknown) => {
+        if (signal.aborted) return
+        // Our result is served: a peer's failure must not end this node's session (a quorum
+        // without that peer may commit). A failed peer has no result that any quorum counts.
+        if (e instanceof PeerConflict) { results.set(m.index, 'failed'); wake(); return }
+        throw e
+      })
     }))
     let failed: unknown
     tasks.catch((e: unknown) => { failed = e; wake() })

@@ -143,7 +143,19 @@ describe('reshare ceremony (in process)', () => {
     expect(interpolateB(entries.slice(0, 3).map(e => e.wrapShare)).equals(m.ks.wrap.commitments[0] as typeof BASE)).toBe(true)
   }, 60_000)
 
-  it('equivocation (another valid dealing shown to one member) fails the session on every new member, naming the dealer; nothing committed', async () => {
+  /**
+   * With a commit quorum (3 of 5 here), members that detect a problem fail, and the others either
+   * fail too or — when at least q of them still agree — commit without them (the failed ones catch
+   * up later by share repair). Never a split: nothing committed, or ≥ q members on ONE key set.
+   */
+  function consistent (m: Mesh): void {
+    const ids = [...m.committed.values()].map(e => keySetId((e[0] as Entry).keySet))
+    expect(ids.length === 0 || ids.length >= 3).toBe(true)
+    expect(new Set(ids).size).toBeLessThanOrEqual(1)
+    for (const p of NEW) expect(m.committed.has(p) || m.status.get(p)?.state === 'failed').toBe(true)
+  }
+
+  it('equivocation (another valid dealing shown to one member): the dealer is named, F never commits; no split', async () => {
     const m = new Mesh()
     const alt = reshareDeal(m.shares[3] as KeyShare, m.ks.wrap, [1, 2, 3, 4], 3, 5)
     m.tamper = (from, to, op, res) => {
@@ -153,14 +165,13 @@ describe('reshare ceremony (in process)', () => {
       return res
     }
     await m.runAll()
-    // The members that compared the views name the dealer; the others fail on their CONFLICT.
-    for (const p of NEW) expect(m.status.get(p)?.detail).toMatch(/old node\(s\) 4 showed different dealings|reports that reshare s1-0123456789abcdef failed there/)
+    // Whoever compares F's view with another names dealer 4; F itself never commits.
     expect(NEW.some(p => /old node\(s\) 4 showed different dealings/.test(m.status.get(p)?.detail ?? ''))).toBe(true)
-    expect(m.committed.size).toBe(0)
-    expect(m.status.get('D')?.state).toBe('failed')
+    expect(m.committed.has('F')).toBe(false)
+    consistent(m)
   }, 60_000)
 
-  it('|Q| < k (views {1,2,3} and {2,3,4}) fails everywhere: not enough old nodes dealt to every new member', async () => {
+  it('|Q| < k (views {1,2,3} and {2,3,4}): a member comparing both fails (not enough old nodes dealt to every new member); no split', async () => {
     const m = new Mesh()
     const bad = (r: ResponseBodies['reshare.round2']): ResponseBodies['reshare.round2'] => { const w = r.wrap.map(b => b.slice()); (w[0] as Uint8Array)[10] = ((w[0] as Uint8Array)[10] as number) ^ 1; return { ...r, wrap: w } }
     m.tamper = (from, to, op, res) => {
@@ -169,9 +180,8 @@ describe('reshare ceremony (in process)', () => {
       return res
     }
     await m.runAll()
-    for (const p of NEW) expect(m.status.get(p)?.detail).toMatch(/not enough old nodes dealt to every new member|reports that reshare s1-0123456789abcdef failed there/)
     expect(NEW.some(p => /not enough old nodes dealt to every new member/.test(m.status.get(p)?.detail ?? ''))).toBe(true)
-    expect(m.committed.size).toBe(0)
+    consistent(m)
   }, 60_000)
 
   it('a new member that never comes up: the commit quorum (3 of 5) commits without it after the grace; the removed member finishes', async () => {
