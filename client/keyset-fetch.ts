@@ -145,7 +145,16 @@ export async function fetchKeySet (t: ClientTransport, opts: KeySetFetchOptions 
         candidates.push(d)
       } catch (err) {
         invalid.add(key)
-        for (const i of nodes) failures.push({ index: i, code: ErrorCode.VERIFICATION_FAILED, detail: `served an invalid key set (${(err as Error).message})` })
+        // k nodes agreeing on a key set of THIS cluster with another (k, n): they committed a
+        // reshare this client has not learned yet. Not a lie: CONFLICT (the client learns the
+        // membership and retries), never blame.
+        const field = err instanceof BadInputError ? err.field : ''
+        const moved = field === 'keySet.threshold' || field === 'keySet.n'
+        for (const i of nodes) {
+          failures.push(moved
+            ? { index: i, code: ErrorCode.CONFLICT, detail: `serves a key set of another membership (${(err as Error).message}): the cluster's membership changed (reshare)` }
+            : { index: i, code: ErrorCode.VERIFICATION_FAILED, detail: `served an invalid key set (${(err as Error).message})` })
+        }
       }
     }
     candidates.sort((a, b) => b.epoch - a.epoch)

@@ -18,7 +18,7 @@
  * (node/lifecycle/reshare-ceremony.ts, session `s<epoch>-<nonce16>`): old members deal, new members
  * receive and commit with store.commitReshare; then the membership chain (DATA/membership.json) is
  * extended BEFORE the pending order is cleared, and the node reloads under the new view (new
- * members, staggered by new index) or deletes its shares and stops (removed members).
+ * members, in turn by new index) or deletes its shares and stops (removed members).
  *
  * Order acceptance (`acceptOrder`), in this order, each refusal changing nothing:
  *   1. structure and ≥ adminThreshold valid admin signatures (protocol/order.ts);
@@ -377,7 +377,7 @@ async function reshareEndedHere (ctx: NodeContext, order: Order): Promise<boolea
 
 /**
  * Ends a reshare order. Committed new member: membership chain extended (written BEFORE `pending`
- * is cleared, so a crash in between finishes it again at the next start), then a staggered reload
+ * is cleared, so a crash in between finishes it again at the next start), then a reload in turn (reloadInTurn)
  * under the new view. Removed member (its ceremony saw k' new members commit): ALL shares deleted,
  * chain extended, pending cleared, node stopped. Failed: pending cleared; the old view stays.
  * Throws fs / store errors.
@@ -409,12 +409,49 @@ async function finishReshare (ctx: NodeContext, m: Manager, order: Order, ok: bo
     return
   }
   ctx.log.info('lifecycle order done', { op: order.op, epoch: order.epoch, ms, newIndex: selfNew, threshold: order.params.newThreshold ?? null, n: order.params.members?.length ?? null })
-  // Staggered: at most one node of the new view reloads at a time.
-  ctx.requestRestart?.('reload', selfNew * RELOAD_STAGGER_MS)
+  // In turn: at most one node of the new view reloads at a time (background; the lock is free).
+  const members = (order.params.members ?? []).map(x => ({ index: x.index, peerId: x.peerId, addresses: [...x.addresses] }))
+  // "Since": this ceremony's (re)start, or the order's issue time if earlier (a member that
+  // restarted after the others reloaded must not wait for reloads that already happened).
+  const since = Math.min(Date.now() - ms, Date.parse(order.issuedAt))
+  reloadInTurn(ctx, members, selfNew, since).catch(() => { ctx.requestRestart?.('reload', selfNew * RELOAD_STAGGER_MS) })
+}
+
+/** A member that has not answered `status` this long counts as down when waiting for its reload (ms). */
+export const RELOAD_PEER_SILENT_MS = 3_000
+/** Longest wait for one lower-index member's reload (ms). */
+export const RELOAD_PEER_CAP_MS = 15_000
+
+/**
+ * Reloads this member after every member with a lower new index has reloaded (its `status`
+ * uptime is shorter than the time since the ceremony started) or is down (no answer for
+ * RELOAD_PEER_SILENT_MS), at most RELOAD_PEER_CAP_MS per member. A fixed stagger (index × 1 s)
+ * let reloads overlap on a loaded machine, and with a member down two overlapping reloads can
+ * leave fewer than k′ members serving. Throws only if the node cannot call peers.
+ */
+async function reloadInTurn (ctx: NodeContext, members: ClusterNode[], selfNew: number, since: number): Promise<void> {
+  const signal = ctx.shutdownSignal
+  for (const p of members.filter(x => x.index < selfNew && x.peerId !== ctx.peerId)) {
+    const t0 = Date.now()
+    let heard = t0
+    while (!signal.aborted && Date.now() - t0 < RELOAD_PEER_CAP_MS) {
+      try {
+        const st = await ctx.peers.callNode?.(p, 'status', {}, { ttlMs: 1_500, signal: AbortSignal.any([signal, AbortSignal.timeout(1_500)]) })
+        if (st === undefined) throw new KeymeshError(ErrorCode.INTERNAL, 'this node cannot call peers by address')
+        heard = Date.now()
+        if (st.uptimeMs < Date.now() - since) break
+      } catch (e) {
+        if (errorCode(e) === ErrorCode.INTERNAL) throw e
+        if (Date.now() - heard >= RELOAD_PEER_SILENT_MS) break
+      }
+      await new Promise<void>(resolve => { const t = setTimeout(resolve, 200); t.unref() })
+    }
+  }
+  ctx.requestRestart?.('reload', 300)
 }
 
 /** Delay per new index before a node reloads under the new view (ms). */
-export const RELOAD_STAGGER_MS = 1_000
+export const RELOAD_STAGGER_MS = 1_000  // fallback only (reloadInTurn)
 
 /**
  * A joining node (`node start --join`): records its old view and chain, then accepts the order

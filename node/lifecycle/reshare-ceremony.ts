@@ -57,7 +57,7 @@ import { decodeKeySet, encodeKeySet, keySetId as computeKeySetId } from '../../p
 import type { GroupPublicKey, KeySet, KeyShare } from '../../protocol/keyset.ts'
 import type { Point } from '../../protocol/group.ts'
 import { dealingDigests, decodeReshareDealing, encodeReshareDealing, lifecycleKeySet, reshareDeal, reshareFinish, verifyDealing, verifySubShare } from '../../protocol/reshare.ts'
-import { MAX_REFRESH_EPOCHS, reshareSessionId } from '../../protocol/rpc.ts'
+import { MAX_REFRESH_EPOCHS, RemoteError, reshareSessionId } from '../../protocol/rpc.ts'
 import type { RequestBodies, ResponseBodies, RpcOp } from '../../protocol/rpc.ts'
 import type { ClusterNode } from '../../protocol/cluster.ts'
 import type { DkgStatus } from '../context.ts'
@@ -89,7 +89,14 @@ export const RESHARE_DEADLINE_MS = 600_000
  * How long a new member that has the views of a commit quorum waits for the views of the other
  * new members before it goes on without them (ms). They catch up later by share repair.
  */
-export const RESHARE_ABSENT_GRACE_MS = 5_000
+export const RESHARE_ABSENT_GRACE_MS = 10_000
+/**
+ * How long a new member waits, after it has a quorum, for missing members that still ANSWER (a
+ * slow or still-starting node, not a dead one) before it goes on without them (ms). Waiting for
+ * live members keeps them from becoming late members, whose catch-up costs availability during
+ * the reloads.
+ */
+export const RESHARE_ALIVE_WAIT_MS = 60_000
 /** Interval of the late-member watcher (ms). */
 export const RESHARE_WATCH_MS = 3_000
 /** Per-call deadline and backoff of the polls (ms). */
@@ -219,6 +226,8 @@ export class ReshareCeremony {
   /** epochs and new keySetIds once committed here. */
   private committedResultInfo?: { epochs: number[], keySetIds: string[] }
   private readonly live: AbortSignal
+  /** When each peer (PeerId) last answered anything, even an error: it is alive. */
+  private readonly heard = new Map<string, number>()
 
   constructor (private readonly env: ReshareEnv, epoch: number, nonce: string, private readonly bind: Uint8Array) {
     this.live = AbortSignal.any([env.signal, this.deadline.signal, this.supersede.signal])
@@ -417,6 +426,18 @@ export class ReshareCeremony {
     env.log('reshare committed', { session: this.session, step: 'done', epochs: r.epochs, keySetIds: r.keySetIds, newIndex: env.selfNew ?? null, repairedFrom: r.committers })
   }
 
+  /**
+   * Whether to keep waiting for `missing` new members, `since` = when this node reached a quorum:
+   * always during `graceMs`; then only while one of them answered within RESHARE_ABSENT_GRACE_MS
+   * (alive), and never after RESHARE_ALIVE_WAIT_MS. Never throws.
+   */
+  private waitMore (missing: ClusterNode[], since: number, graceMs = RESHARE_ABSENT_GRACE_MS): boolean {
+    const now = Date.now()
+    if (now - since < graceMs) return true
+    if (now - since >= RESHARE_ALIVE_WAIT_MS) return false
+    return missing.some(m => now - (this.heard.get(m.peerId) ?? 0) < RESHARE_ABSENT_GRACE_MS)
+  }
+
   private async save (): Promise<void> {
     const p = this.progress
     if (p === undefined) return
@@ -521,7 +542,9 @@ export class ReshareCeremony {
       let res: ResponseBodies[O] | undefined
       try {
         res = await env.call(node, op, { session: this.session } as RequestBodies[O], RESHARE_CALL_TTL_MS, signal)
+        this.heard.set(node.peerId, Date.now())
       } catch (err) {
+        if (err instanceof RemoteError) this.heard.set(node.peerId, Date.now())
         const code = errorCode(err)
         if (code === ErrorCode.CONFLICT) throw new PeerConflict(`${who} reports that reshare ${this.session} failed there or that it runs another lifecycle order`, [])
         if (code === ErrorCode.BAD_INPUT) env.log('reshare peer answer malformed', { session: this.session, peer: who, op, code })
@@ -679,7 +702,8 @@ export class ReshareCeremony {
     for (;;) {
       if (failed !== undefined) { stop.abort(); throw failed }
       if (this.live.aborted) { stop.abort(); throw new KeymeshError(ErrorCode.UNAVAILABLE, 'reshare: stopped') }
-      if (views.size === nNew || (reachedQ > 0 && Date.now() - reachedQ >= RESHARE_ABSENT_GRACE_MS)) break
+      if (views.size === nNew) break
+      if (reachedQ > 0 && !this.waitMore(env.newNodes.filter(m => !views.has(m.index) && !gone.has(m.index)), reachedQ)) break
       if (views.size + gone.size === nNew) {
         if (views.size >= q) break
         stop.abort()
@@ -767,10 +791,16 @@ export class ReshareCeremony {
     let failed: unknown
     tasks.catch((e: unknown) => { failed = e; wake() })
     const agreeing = (): number => [...results.values()].filter(d => d === mine).length
+    let reachedQ = 0
     for (;;) {
       if (failed !== undefined) { stop.abort(); throw failed }
       if (this.live.aborted) { stop.abort(); throw new KeymeshError(ErrorCode.UNAVAILABLE, 'reshare: stopped') }
-      if (agreeing() >= q) break
+      if (agreeing() >= q) {
+        // Commit now, unless members that are alive have yet to report (waiting for them keeps
+        // them from having to catch up; a dead one is not waited for beyond the grace).
+        if (reachedQ === 0) reachedQ = Date.now()
+        if (results.size === nNew || !this.waitMore(env.newNodes.filter(m => !results.has(m.index)), reachedQ, 0)) break
+      }
       // Every new member answered and our result cannot reach the quorum: results never change,
       // so nobody can commit it. (Another result with a quorum is caught by the watcher.)
       if (results.size === nNew && ![...new Set(results.values())].some(d => [...results.values()].filter(x => x === d).length >= q)) {

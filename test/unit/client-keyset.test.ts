@@ -65,6 +65,20 @@ describe('fetchKeySet', () => {
     expect((err as KeymeshError).code).toBe(ErrorCode.VERIFICATION_FAILED)
   })
 
+  it('k nodes agreeing on a key set of another membership (a reshare the client has not learned): CONFLICT, nobody blamed', async () => {
+    // The nodes committed a 3-of-4 generation; this client still holds the 3-of-5 cluster file.
+    const moved = { ...dealKeySet(3, 4, 'client-keyset-moved').ks, clusterId: good.clusterId }
+    const t = scripted(clusterFor(good, 3), [encodeKeySet(moved), encodeKeySet(moved), encodeKeySet(moved), down, down])
+    const err = await fetchKeySet(t, { graceMs: 10, deadlineMs: 500 }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(QuorumUnavailableError)
+    const q = err as QuorumUnavailableError
+    for (const i of [1, 2, 3]) {
+      expect(q.failures.find(f => f.index === i)?.code).toBe(ErrorCode.CONFLICT)
+      expect(q.failures.find(f => f.index === i)?.detail).toMatch(/membership changed/)
+    }
+    expect(q.failures.some(f => f.code === ErrorCode.VERIFICATION_FAILED)).toBe(false)
+  })
+
   it('prefers the newest epoch with k agreement', async () => {
     const e1 = dealKeySet(2, 5, 'client-keyset-epochs').ks
     const e2 = { ...dealKeySet(2, 5, 'client-keyset-epochs-2').ks, clusterId: e1.clusterId, epoch: 2 }
