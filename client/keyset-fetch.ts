@@ -161,17 +161,17 @@ export async function fetchKeySet (t: ClientTransport, opts: KeySetFetchOptions 
     return candidates[0]
   }
   /**
-   * True when two answered key sets are generations of one epoch (same group keys: a share refresh)
-   * or different epochs (a rotation) of this cluster — a split that resolves by itself. A forged or
-   * malformed key set never makes a split worth waiting for.
+   * True when two answered key sets are generations of one epoch (same group keys: a share refresh
+   * or a reshare, whose generation may have another (k, n)) or different epochs (a rotation) of
+   * this cluster — a split that resolves by itself. A forged or malformed key set never makes a
+   * split worth waiting for.
    */
   const convergingSplit = (): boolean => {
     const sets: KeySet[] = []
     for (const key of groups().keys()) {
-      if (invalid.has(key)) continue
       try {
         const d = decodeKeySet(bytesOf.get(key) as Uint8Array)
-        checkKeySetMatchesCluster(d, cluster)
+        if (d.clusterId !== cluster.clusterId) { invalid.add(key); continue }
         sets.push(d)
       } catch { invalid.add(key) }
     }

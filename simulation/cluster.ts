@@ -43,7 +43,7 @@ export const LYING_NODE_FIXTURE = join(ROOT, 'test', 'fixtures', 'lying-node.ts'
 export type NodeState = 'down' | 'starting' | 'up' | 'paused' | 'wiped' | 'refused' | 'removed'
 
 /** What a node's log said that the harness follows (reshare reloads; see SimCluster.onNodeEvent). */
-export type NodeEvent = 'reloading' | 'ready' | 'exit'
+export type NodeEvent = 'committed' | 'reloading' | 'ready' | 'exit'
 
 /** One simulated node. */
 export interface SimNode {
@@ -65,6 +65,16 @@ export interface SimNode {
   reloading?: boolean
   /** membershipRevision of the node's last 'node ready' line (1 = the cluster file). */
   readyRevision?: number
+  /** Wall-clock time (Date.now()) of the last spawn of its process, and of its last 'node ready' line. */
+  spawnedAt?: number
+  readyAt?: number
+  /**
+   * How this process last repaired its shares after missing a reshare's commit (docs/PROTOCOL.md
+   * §11.9), from its log: 'at start' (it never saw the order: 'caught up: shares repaired …') or
+   * 'in the ceremony' (it held the order: 'reshare committed' with repairedFrom), and the members
+   * (new indices) it repaired from. Reset at every spawn.
+   */
+  repaired?: { how: 'at start' | 'in the ceremony', from: number[], at: number }
 }
 
 /** Result of a start that is expected to be refused. */
@@ -207,6 +217,9 @@ export class SimCluster {
 
   private spawnNode (x: SimNode): ChildProcess {
     delete x.exit
+    delete x.repaired
+    delete x.readyAt
+    x.spawnedAt = Date.now()
     // The tail belongs to ONE process: an old 'node ready' line must never count for a new start.
     x.tail = []
     const p = spawn(process.execPath, this.argv(x), { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
@@ -226,8 +239,15 @@ export class SimCluster {
         } else if (line.includes('"msg":"node ready"')) {
           const m = /"membershipRevision":(\d+)/.exec(line)
           if (m !== null) x.readyRevision = Number(m[1])
+          x.readyAt = Date.now()
           x.reloading = false
           this.onNodeEvent?.(x.index, 'ready')
+        } else if (line.includes('"msg":"reshare committed"') && !line.includes('"repairedFrom":[')) {
+          // A member committed: from now on it serves the new generation (and reloads in turn).
+          this.onNodeEvent?.(x.index, 'committed')
+        } else if (line.includes('"msg":"caught up: shares repaired') || (line.includes('"msg":"reshare committed"') && line.includes('"repairedFrom":['))) {
+          const m = /"repairedFrom":\[([\d,]*)\]/.exec(line)
+          x.repaired = { how: line.includes('"msg":"caught up') ? 'at start' : 'in the ceremony', from: (m?.[1] ?? '').split(',').filter(v => v !== '').map(Number), at: Date.now() }
         }
         x.tail.push(line)
         if (x.tail.length > TAIL) x.tail.shift()

@@ -29,6 +29,8 @@
  *                             the cluster agreed at setup, or after a lifecycle event the one every
  *                             node committed. While a lifecycle order is in progress a node may
  *                             report the old value or the new one, and all new values agree
+ *                             (after a reshare committed without members that were down at the
+ *                             order, only those may report the old value until they caught up)
  *   consistency.epoch-keysets (after every lifecycle event and at the end) for every epoch, every
  *                             node that answers keyset.get returns a key set with the same id;
  *                             a rotation leaves older epochs' key sets unchanged; a refresh gives
@@ -36,7 +38,9 @@
  * Lifecycle:
  *   lifecycle.completed       an issued order is accepted and committed on every node within the
  *                             event's bound after the later of its issue and the last disturbance
- *                             before it completed (the last fault healing)
+ *                             before it completed (the last fault healing); a reshare member
+ *                             that was down at the order must catch up within the bound after
+ *                             its restart
  *   lifecycle.retired-refused (final sweep) wraps of epochs a committed rotation retired
  *                             (minDecryptionEpoch) are refused with NOT_AUTHORIZED
  * Recovery:
@@ -120,6 +124,13 @@ export interface Transition {
   targetEpoch: number
   /** The first new value a node reported (all others must equal it). */
   seen?: string
+  /**
+   * Reshare: members that were down when the order was issued and had not caught up when the
+   * others committed (endTransition with `lagging`). Until each one has caught up
+   * (settleLagging) it alone may still report the old value; every other node must report the new
+   * one. The transition ends when the last one is settled.
+   */
+  lagging?: Set<number>
 }
 
 /** The checker. */
@@ -200,10 +211,25 @@ export class InvariantChecker {
     return tr
   }
 
-  /** Every node committed the transition at `t` with (epoch, keySetId): the new reference from then on. */
-  endTransition (tr: Transition, t: number, epoch: number, keySetId: string): void {
-    tr.endMs = t
+  /**
+   * Every node committed the transition at `t` with (epoch, keySetId): the new reference from then
+   * on. With `lagging` (a reshare's members that were down at the order and have not caught up
+   * yet), the transition stays open for them alone until settleLagging settles the last one.
+   */
+  endTransition (tr: Transition, t: number, epoch: number, keySetId: string, lagging: readonly number[] = []): void {
     this.refs.push({ fromMs: t, epoch, keySetId })
+    if (lagging.length === 0) { tr.endMs = t; return }
+    tr.seen = keySetId
+    tr.lagging = new Set(lagging)
+  }
+
+  /**
+   * A lagging member of `tr` caught up (or gave up: lifecycle.completed records that) at `t`: from
+   * now on it must report the new value. Ends the transition with the last one.
+   */
+  settleLagging (tr: Transition, node: number, t: number): void {
+    tr.lagging?.delete(node)
+    if (tr.lagging !== undefined && tr.lagging.size === 0 && tr.endMs === undefined) tr.endMs = t
   }
 
   /** Abandons a transition whose order no node accepted (the reference stays). */
@@ -277,7 +303,7 @@ export class InvariantChecker {
       const wrong = accused.filter(i => !lying.has(i))
       // Also inside a reshare's window: a generation of a membership the client has not learned yet
       // is answered CONFLICT by the client library (client/generations.ts), never blamed.
-      this.check('safety.no-false-blame', wrong.length === 0, t, () => `${op.type} #${op.id} blamed honest node(s) ${wrong.join(',')}`, op.id)
+      this.check('safety.no-false-blame', wrong.length === 0, t, () => `${op.type} #${op.id} blamed honest node(s) ${wrong.join(',')}${op.ok ? '' : ` (${op.code ?? '?'}: ${(op.detail ?? '').slice(0, 400)})`}`, op.id)
     }
     this.check('liveness.no-partial-output', !op.partialOutput, t, () => `${op.type} #${op.id} ${op.ok ? 'returned an incomplete result' : 'failed but left output behind'}`, op.id)
     const ex = this.expectation(op.startMs, op.endMs)
@@ -306,7 +332,8 @@ export class InvariantChecker {
     const fmt = (s: { index: number, epoch: number | null, keySetId: string | null }): string => `${s.index} (epoch ${String(s.epoch)}, key set ${s.keySetId?.slice(0, 16) ?? 'none'})`
     const tr = this.transitions.find(x => x.startMs <= tEnd && (x.endMs === undefined || x.endMs >= t))
     if (tr !== undefined) {
-      const old = st.filter(s => s.epoch === tr.from.epoch && s.keySetId === tr.from.keySetId)
+      // After the commit of a reshare that some members missed, only those may still be old.
+      const old = st.filter(s => s.epoch === tr.from.epoch && s.keySetId === tr.from.keySetId && (tr.lagging === undefined || tr.lagging.has(s.index)))
       const neu = st.filter(s => !old.includes(s))
       const bad = neu.filter(s => s.epoch !== tr.targetEpoch || s.keySetId === null || s.keySetId === tr.from.keySetId ||
         (tr.seen !== undefined && s.keySetId !== tr.seen) || s.keySetId !== neu[0]?.keySetId)

@@ -7,7 +7,8 @@
  *
  *   lifecycle.completed        accepted, and committed on every node within the event's bound
  *                              after the later of the issue and the last disturbance before it
- *                              completed (the last fault healing)
+ *                              completed (the last fault healing); a reshare member that was
+ *                              down at the order: caught up within the bound after its restart
  *   consistency.epoch-keysets  for every epoch 1..current, every node returns (keyset.get) a key
  *                              set with the same id; a rotation leaves older epochs unchanged; a
  *                              refresh gives every live epoch a new id and keeps its group keys
@@ -22,8 +23,8 @@
  * removed entries compacted, the rest renumbered 1..n'). The addresses are those of the client's
  * view — the client→node proxies — so after the commit the client keeps dialling through its
  * proxies, and so do the nodes (node↔node link faults no longer apply after a reshare commit; see
- * docs/SIMULATION.md). From the first commit seen until every member has reloaded (staggered, new
- * index × 1 s) liveness is not required (InvariantChecker.openWindow); then k' is in force, the
+ * docs/SIMULATION.md). From the first commit seen until every member has reloaded (one at a time, in new
+ * index order) liveness is not required (InvariantChecker.openWindow); then k' is in force, the
  * removed nodes are 'removed' (never restarted, never reachable), the workload's client has adopted
  * the new membership (refreshMembership), and node numbers in the harness stay the topology's:
  * status and key set reads map them to the client's current indices by PeerId.
@@ -41,7 +42,7 @@ import { decodeKeySet, keySetId, signKey, wrapKey } from '../protocol/keyset.ts'
 import type { OrderParams } from '../protocol/order.ts'
 import type { DkgState } from '../protocol/rpc.ts'
 import type { SimCluster, SimNode } from './cluster.ts'
-import type { InvariantChecker } from './invariants.ts'
+import type { InvariantChecker, Transition } from './invariants.ts'
 import type { LifecycleOp } from './scenario.ts'
 
 /** How often the driver polls every node's status while an order is in progress (ms). */
@@ -79,11 +80,36 @@ export interface LifecycleRecord {
   pushed: Record<string, string>
   /** Per node: first time its status showed the order committed. */
   committedMs: Record<string, number>
-  /** When every node was seen committed. */
+  /**
+   * When every node was seen committed — for a reshare, every new member that was running when the
+   * order was issued (members down then catch up after their restart: `late`).
+   */
   allCommittedMs?: number
+  /**
+   * reshare: new members that were DOWN when the order was issued (topology index → how they
+   * caught up after their restart; docs/PROTOCOL.md §11.9). Each must be committed and ready
+   * under the new membership within the event's bound after its restart.
+   */
+  late?: Record<string, LateMember>
   /** lifecycle.completed bound (ms) and the instant it counts from (issue or the last disturbance). */
   boundMs: number
   boundFromMs?: number
+  error?: string
+}
+
+/** A reshare member that was down at the order: its restart and catch-up (ms since t = 0). */
+export interface LateMember {
+  /** When the harness (re)started its process after the order was issued. */
+  restartedMs?: number
+  /** When it had committed: its catch-up log line, else the first status poll showing the new generation and membership revision. */
+  committedMs?: number
+  /** When it logged 'node ready' under the new membership revision. */
+  readyMs?: number
+  /** From its log: repaired at start (it never saw the order) or in its resumed ceremony, and from which members (new indices). */
+  repaired?: { how: 'at start' | 'in the ceremony', from: number[] }
+  /** When it logged that line. */
+  repairedMs?: number
+  /** Why it did not catch up (missing bound, refused start, …). */
   error?: string
 }
 
@@ -182,6 +208,11 @@ export class LifecycleDriver {
   private chain: Promise<void> = Promise.resolve()
   private stopped = false
   /**
+   * The reshare being followed until its commit, and the liveness window a member's reload opened
+   * before the driver's poll saw the commit (onReloading).
+   */
+  private committing?: { rec: LifecycleRecord, window?: ReturnType<InvariantChecker['openWindow']> }
+  /**
    * The agreed key set of every epoch as last seen: read at setup (`init`) and after every
    * completed order, so that an order is pushed right at its scheduled time (reading n × epochs
    * key sets under load takes seconds) and compared against the picture before it.
@@ -225,6 +256,18 @@ export class LifecycleDriver {
     })
   }
 
+  /**
+   * A member logged 'reshare committed' or 'reloading under the new membership' (the runner, from
+   * the node's log) — possibly before the next status poll sees the commit. From the first commit
+   * the members serve another generation and reload one at a time: the reshare's liveness window
+   * opens now if it is not open yet (operations ending before the poll would otherwise be judged
+   * against a model that has not seen the commit). Never throws.
+   */
+  onReloading (): void {
+    const x = this.committing
+    if (x !== undefined && x.window === undefined && x.rec.allCommittedMs === undefined) x.window = this.env.checker.openWindow(this.env.now())
+  }
+
   /** Resolves once every queued order has completed or missed its bound. Never throws. */
   async settled (): Promise<void> { await this.chain }
 
@@ -261,6 +304,9 @@ export class LifecycleDriver {
       rec.newIndex = Object.fromEntries(members.map(m => [String(byPeer.get(m.peerId) ?? 0), m.index]))
       newMembers = members.map(m => byPeer.get(m.peerId) ?? 0)
     }
+    // Reshare: members down at the order cannot take part; the quorum commits without them and
+    // they catch up by share repair once restarted (followLate), each within the bound of its restart.
+    const late = rec.op === 'reshare' ? (newMembers ?? []).filter(i => !runningAtIssue.has(i)) : []
     const so = signOrder(newOrder(c.cluster, rec.op, target, params), c.cluster, c.admin)
     if (rec.minDecryptionEpoch !== undefined) this.env.onRetire?.(rec.minDecryptionEpoch)
     rec.issuedMs = now()
@@ -290,8 +336,11 @@ export class LifecycleDriver {
     }
     const lastIds: Record<string, string | null> = {}
     // Reshare: liveness is not required from the first commit seen (counted from the start of the
-    // poll before, when it may already have happened) until every member reloaded.
+    // poll before, when it may already have happened) or the first member's reload (onReloading),
+    // whichever comes first, until every member reloaded.
     let window: ReturnType<InvariantChecker['openWindow']> | undefined
+    const committing: { rec: LifecycleRecord, window?: ReturnType<InvariantChecker['openWindow']> } = { rec }
+    if (rec.op === 'reshare') this.committing = committing
     let prevPoll = rec.issuedMs
     for (;;) {
       if (pushError !== undefined && !accepted) break
@@ -302,7 +351,8 @@ export class LifecycleDriver {
         if (rec.committedMs[String(s.index)] === undefined && committed(s)) {
           rec.committedMs[String(s.index)] = now()
           if (rec.op === 'reshare' && window === undefined) {
-            window = checker.openWindow(prevPoll)
+            window = committing.window ?? checker.openWindow(prevPoll)
+            window.fromMs = Math.min(window.fromMs, prevPoll)
             this.env.disturb?.()
             // The first committed member serves the new membership at once: the workload's client
             // adopts it now (as it would after its next failed operation), not after the last commit.
@@ -313,7 +363,7 @@ export class LifecycleDriver {
       }
       prevPoll = t
       // Every node that can be running (wiped/refused/removed nodes cannot take part; a reshare waits for its new members).
-      const members = (newMembers ?? c.nodes.map(x => x.index)).filter(i => { const x = c.node(i); return x.state !== 'wiped' && x.state !== 'refused' && x.state !== 'removed' })
+      const members = (newMembers ?? c.nodes.map(x => x.index)).filter(i => { const x = c.node(i); return x.state !== 'wiped' && x.state !== 'refused' && x.state !== 'removed' && !late.includes(i) })
       if (members.every(i => rec.committedMs[String(i)] !== undefined)) {
         rec.allCommittedMs = Math.max(...members.map(i => rec.committedMs[String(i)] as number))
         break
@@ -321,6 +371,8 @@ export class LifecycleDriver {
       if (this.stopped || t > bound(t).deadline) break
       await sleep(LIFECYCLE_POLL_MS - (now() - t))
     }
+    if (this.committing === committing) delete this.committing
+    window ??= committing.window
     await push
     const end = rec.allCommittedMs ?? now()
     const b = bound(end)
@@ -335,27 +387,32 @@ export class LifecycleDriver {
     }
     const ok = rec.allCommittedMs !== undefined && rec.allCommittedMs <= b.deadline
     checker.record('lifecycle.completed', ok, end, () => rec.allCommittedMs === undefined
-      ? `${rec.op} issued at ${((rec.issuedMs ?? 0) / 1000).toFixed(1)} s not committed on node(s) ${(newMembers ?? c.nodes.map(x => x.index)).filter(i => rec.committedMs[String(i)] === undefined).join(',')} by ${(now() / 1000).toFixed(1)} s (bound ${rec.boundMs / 1000} s after ${(b.from / 1000).toFixed(1)} s); last key set ids ${JSON.stringify(Object.fromEntries(Object.entries(lastIds).map(([k, v]) => [k, v?.slice(0, 8) ?? null])))}`
+      ? `${rec.op} issued at ${((rec.issuedMs ?? 0) / 1000).toFixed(1)} s not committed on node(s) ${(newMembers ?? c.nodes.map(x => x.index)).filter(i => rec.committedMs[String(i)] === undefined && !late.includes(i)).join(',')} by ${(now() / 1000).toFixed(1)} s (bound ${rec.boundMs / 1000} s after ${(b.from / 1000).toFixed(1)} s); last key set ids ${JSON.stringify(Object.fromEntries(Object.entries(lastIds).map(([k, v]) => [k, v?.slice(0, 8) ?? null])))}`
       : `${rec.op} committed everywhere at ${(rec.allCommittedMs / 1000).toFixed(1)} s, later than ${rec.boundMs / 1000} s after ${(b.from / 1000).toFixed(1)} s`)
     if (rec.allCommittedMs === undefined) {
       // The window stays open: a half-committed reshare leaves the cluster split between generations.
       log(`lifecycle: ${rec.op} NOT committed on every node`, rec.fault)
       return
     }
-    if (rec.op === 'reshare') await this.afterReshare(rec, newMembers ?? [], runningAtIssue, window)
+    // Late members not committed yet (still down, or up with the old generation): followed after
+    // their restart (followLate), not waited for here, and no reference for the new key set.
+    const lagging = late.filter(i => rec.committedMs[String(i)] === undefined)
+    if (rec.op === 'reshare') await this.afterReshare(rec, (newMembers ?? []).filter(i => !lagging.includes(i)), runningAtIssue, window)
     // The new reference: the value the nodes committed (consistency.keysets checks they agree).
-    const st = await statusAll(client, c, 2_000)
+    const st = (await statusAll(client, c, 2_000)).filter(s => !lagging.includes(s.index))
     const after = st.find(s => s.epoch === target)?.keySetId ?? null
     if (after !== null) {
       rec.keySetIdAfter = after
-      checker.endTransition(tr, rec.allCommittedMs, target, after)
+      checker.endTransition(tr, rec.allCommittedMs, target, after, lagging)
     } else {
       checker.abortTransition(tr, rec.allCommittedMs)
     }
-    log(`lifecycle: ${rec.op} committed on every node`, rec.fault, `${((rec.allCommittedMs - (rec.issuedMs ?? 0)) / 1000).toFixed(1)} s after the order; key set ${after?.slice(0, 16) ?? '?'}`)
+    log(`lifecycle: ${rec.op} committed on every ${lagging.length > 0 ? 'running member' : 'node'}`, rec.fault, `${((rec.allCommittedMs - (rec.issuedMs ?? 0)) / 1000).toFixed(1)} s after the order; key set ${after?.slice(0, 16) ?? '?'}${lagging.length > 0 ? `; node(s) ${lagging.join(',')} (down at the order) must catch up after their restart` : ''}`)
     // consistency.epoch-keysets: every epoch agreed on; rotate keeps old epochs, refresh renews every live one.
     const tNow = now()
-    const agreed = checkEpochAgreement(checker, tNow, await epochKeySets(client, c, target), `after the ${rec.op}`)
+    const sets = await epochKeySets(client, c, target)
+    for (const byNode of sets.values()) for (const i of lagging) byNode.delete(i)
+    const agreed = checkEpochAgreement(checker, tNow, sets, `after the ${rec.op}`)
     this.known = agreed
     if (rec.minDecryptionEpoch !== undefined) this.minLive = Math.max(this.minLive, rec.minDecryptionEpoch)
     const live = this.minLive
@@ -377,6 +434,92 @@ export class LifecycleDriver {
       const neu = agreed.get(target)
       const prev = before.get(epochBefore)
       if (neu !== undefined && prev !== undefined) checker.record('consistency.epoch-keysets', neu.wrap !== prev.wrap && neu.sign !== prev.sign, tNow, () => `epoch ${target} has the group keys of epoch ${epochBefore}`)
+    }
+    if (lagging.length > 0) await this.followLate(rec, lagging, tr, committed, agreed)
+  }
+
+  /**
+   * A reshare committed without members that were down at the order (q = max(k′, ⌊n′/2⌋+1) of the
+   * new members suffice; docs/PROTOCOL.md §11.8–11.9). Follows each one after the harness restarts
+   * it (data directory intact, genesis cluster file, as every restart): it must learn the newer
+   * membership, repair its shares and reload — committed (status: new generation, cluster.get: the
+   * new revision) and 'node ready' under the new revision within the event's bound after its
+   * restart (lifecycle.completed). From its restart until its reload liveness is not required
+   * (a window, as for the reshare's own reloads). Once every one caught up, checks
+   * consistency.epoch-keysets again with them included. Waits for restarts as long as the run
+   * goes on (the runner restarts stopped nodes before the final sweep). Never throws.
+   */
+  private async followLate (rec: LifecycleRecord, lagging: number[], tr: Transition, committed: (s: NodeStatus) => boolean, agreed: Map<number, EpochKeys>): Promise<void> {
+    const { cluster: c, client, checker, now, log } = this.env
+    const late: Record<string, LateMember> = Object.fromEntries(lagging.map(i => [String(i), {}]))
+    rec.late = late
+    const pending = new Set(lagging)
+    let window: ReturnType<InvariantChecker['openWindow']> | undefined
+    const settle = (i: number, ok: boolean, t: number, why?: string): void => {
+      const m = late[String(i)] as LateMember
+      if (why !== undefined) m.error = why
+      checker.record('lifecycle.completed', ok, t, () => `node ${i}, down at the reshare order, did not catch up: ${why ?? '?'}`)
+      checker.settleLagging(tr, i, t)
+      pending.delete(i)
+    }
+    // The cluster stamps its log lines with the wall clock; this run's clock is now().
+    const rel = (wall: number): number => Math.round(now() - (Date.now() - wall))
+    while (pending.size > 0 && !this.stopped) {
+      const t = now()
+      for (const i of [...pending]) {
+        const x = c.node(i)
+        const m = late[String(i)] as LateMember
+        if (x.state === 'wiped' || x.state === 'refused' || x.state === 'removed') { settle(i, false, t, `its restart failed (${x.state}${x.refusal !== undefined ? `: ${x.refusal.slice(0, 200)}` : ''})`); continue }
+        // Started after the order (it may have been restarted before the others committed).
+        if (m.restartedMs === undefined && (x.state === 'starting' || x.state === 'up') && x.spawnedAt !== undefined && rel(x.spawnedAt) >= (rec.issuedMs ?? 0)) {
+          m.restartedMs = rel(x.spawnedAt)
+          window ??= checker.openWindow(m.restartedMs)
+          this.env.disturb?.()
+          log(`lifecycle: node ${i} (down at the reshare order) restarted at ${(m.restartedMs / 1000).toFixed(2)} s; it must catch up`, rec.fault)
+        }
+        if (m.repairedMs === undefined && x.repaired !== undefined && m.restartedMs !== undefined) {
+          m.repairedMs = rel(x.repaired.at)
+          m.repaired = { how: x.repaired.how, from: [...x.repaired.from] }
+          log(`lifecycle: node ${i} repaired its shares ${x.repaired.how} at ${(m.repairedMs / 1000).toFixed(2)} s`, rec.fault, `from member(s) ${x.repaired.from.join(',')}`)
+        }
+      }
+      const skip = new Set(c.nodes.map(x => x.index).filter(i => !pending.has(i)))
+      const st = pending.size > 0 ? await statusAll(client, c, 1_000, { revision: true, skip }) : []
+      for (const s of st) {
+        const m = late[String(s.index)]
+        if (m === undefined || m.committedMs !== undefined || !committed(s)) continue
+        m.committedMs = Math.min(now(), m.repairedMs ?? Infinity)
+        rec.committedMs[String(s.index)] = m.committedMs
+        log(`lifecycle: node ${s.index} caught up with the reshare of epoch ${String(s.epoch)}`, rec.fault, `key set ${s.keySetId?.slice(0, 16) ?? '?'}`)
+      }
+      for (const i of [...pending]) {
+        const x = c.node(i)
+        const m = late[String(i)] as LateMember
+        if (m.committedMs !== undefined && x.state === 'up' && x.reloading !== true && (x.readyRevision ?? 0) >= (rec.revision ?? Infinity)) {
+          m.readyMs = x.readyAt !== undefined ? rel(x.readyAt) : now()
+          if (x.repaired !== undefined && m.repairedMs === undefined) { m.repaired = { how: x.repaired.how, from: [...x.repaired.from] }; m.repairedMs = rel(x.repaired.at) }
+          if (m.repairedMs !== undefined) { m.committedMs = Math.min(m.committedMs, m.repairedMs); rec.committedMs[String(i)] = m.committedMs }
+          const restarted = m.restartedMs ?? m.readyMs
+          const ok = m.readyMs <= restarted + rec.boundMs
+          log(`lifecycle: node ${i} ready under membership revision ${String(rec.revision)}`, rec.fault, `${((m.readyMs - restarted) / 1000).toFixed(1)} s after its restart${m.repaired !== undefined ? `; shares repaired ${m.repaired.how} from member(s) ${m.repaired.from.join(',')}` : ''}`)
+          settle(i, ok, m.readyMs, ok ? undefined : `ready ${((m.readyMs - restarted) / 1000).toFixed(1)} s after its restart, bound ${rec.boundMs / 1000} s`)
+        } else if (m.restartedMs !== undefined && t > m.restartedMs + rec.boundMs) {
+          settle(i, false, t, `not ${m.committedMs === undefined ? 'committed' : 'ready under the new membership'} ${rec.boundMs / 1000} s after its restart at ${(m.restartedMs / 1000).toFixed(1)} s`)
+        }
+      }
+      if (pending.size > 0) await sleep(LIFECYCLE_POLL_MS - (now() - t))
+    }
+    for (const i of pending) settle(i, false, now(), 'the run ended first')
+    if (window !== undefined) checker.closeWindow(window, now())
+    this.env.disturb?.()
+    const caught = lagging.filter(i => late[String(i)]?.error === undefined)
+    if (caught.length === 0 || rec.targetEpoch === undefined) return
+    // consistency.epoch-keysets again, the caught-up members included: the same generation as the others.
+    const tNow = now()
+    const again = checkEpochAgreement(checker, tNow, await epochKeySets(client, c, rec.targetEpoch), `after node(s) ${caught.join(',')} caught up`)
+    for (const [e, cur] of again) {
+      const was = agreed.get(e)
+      if (was !== undefined) checker.record('consistency.epoch-keysets', cur.id === was.id, tNow, () => `epoch ${e}'s key set changed from ${was.id.slice(0, 16)} to ${cur.id.slice(0, 16)} while node(s) ${caught.join(',')} caught up`)
     }
   }
 
@@ -411,7 +554,7 @@ export class LifecycleDriver {
     }
     checker.record('lifecycle.completed', rec.clientAdoptedMs !== undefined, now(), () => `the workload's client did not adopt membership revision ${String(rec.revision)} (has ${client.membershipRevision})`)
     this.env.disturb?.()
-    // Reloads: staggered (new index × 1 s); a member that is down reloads when it starts.
+    // Reloads: one at a time in new-index order; a member that is down reloads when it starts.
     const reloaded = (i: number): boolean => { const x = c.node(i); return x.state !== 'up' || (x.reloading !== true && (x.readyRevision ?? 0) >= (rec.revision ?? Infinity)) }
     while (!members.every(reloaded) && now() < deadline && !this.stopped) await sleep(LIFECYCLE_POLL_MS)
     const ok = members.every(reloaded)

@@ -208,6 +208,13 @@ export function scenarioMarkdown (r: ScenarioResult): string {
       const push = Object.entries(x.pushed).map(([i, p]) => `${i}: ${p}`).join('; ')
       L.push(`| ${x.op}${x.minDecryptionEpoch !== undefined ? ` (min ${x.minDecryptionEpoch})` : ''} | ${s(x.issuedMs)} | ${x.epochBefore ?? '?'} → ${x.targetEpoch ?? '?'} | ${x.keySetIdBefore?.slice(0, 12) ?? '?'} → ${x.keySetIdAfter?.slice(0, 12) ?? '—'} | ${s(x.allCommittedMs)} | ${x.allCommittedMs !== undefined && x.issuedMs !== undefined ? s(x.allCommittedMs - x.issuedMs) : '—'} | ${x.boundMs / 1000} s after ${s(x.boundFromMs)} | ${nodes || '—'} | ${push || '—'}${x.error !== undefined ? ` — error: ${x.error}` : ''} |`)
     }
+    // Reshare members that were down at the order: when each was restarted, committed and ready.
+    for (const x of r.lifecycle ?? []) {
+      const s = (ms: number | undefined): string => ms === undefined ? '—' : (ms / 1000).toFixed(2)
+      for (const [i, m] of Object.entries(x.late ?? {})) {
+        L.push('', `Node ${i} was down when the ${x.op} order was issued (${s(x.issuedMs)} s): restarted ${s(m.restartedMs)} s, shares repaired ${s(m.repairedMs)} s, committed ${s(m.committedMs)} s, ready under membership revision ${x.revision ?? '?'} ${s(m.readyMs)} s${m.repaired !== undefined ? ` (shares repaired ${m.repaired.how} from member(s) ${m.repaired.from.join(',')})` : ''}${m.error !== undefined ? ` — NOT caught up: ${m.error}` : ''}.`)
+      }
+    }
     L.push('')
   }
   L.push('## Violations', '')

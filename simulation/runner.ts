@@ -156,7 +156,7 @@ export async function runScenario (s: Scenario, o: RunOptions): Promise<RunOutpu
     // window (InvariantChecker.openWindow) covers its commit, removals and reloads.
     disturb = () => { checker.noteChange(snapshot(false)) }
     // Reshare reloads and a removed node's exit happen inside the nodes: follow them from their logs.
-    c.onNodeEvent = () => { disturb() }
+    c.onNodeEvent = (_i, what) => { if (what === 'committed' || what === 'reloading') lc.onReloading(); disturb() }
     workload.start()
     let stop = false
     const poller = (async () => {

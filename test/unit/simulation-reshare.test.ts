@@ -105,6 +105,24 @@ describe('lifecycle reshare params: parsing', () => {
     const ev = buildSchedule(s, 1).events
     expect(ev.some(e => e.action === 'start')).toBe(false)
   })
+
+  it('the shipped reshare-member-down scenario parses: staying node 4 down across the order, restarted after it', async () => {
+    const { scenario: s } = await resolveScenario('reshare-member-down')
+    expect(s.topology).toEqual({ nodes: 5, threshold: 3, lying: [] })
+    expect(s.faults.find(f => f.kind === 'lifecycle')).toMatchObject({ at: 6, op: 'reshare', remove: [5] })
+    for (const seed of [1, 2, 3, 99]) {
+      const ev = buildSchedule(s, seed).events
+      const kill = ev.find(e => e.action === 'kill')
+      const start = ev.find(e => e.action === 'start')
+      const order = ev.find(e => e.action === 'lifecycle')
+      expect(kill).toMatchObject({ node: 4 })
+      expect(start).toMatchObject({ node: 4 })
+      // Down before the order is issued, back well after it (the quorum commits without node 4).
+      expect(kill!.t).toBeLessThan(order!.t)
+      expect(start!.t - order!.t).toBeGreaterThanOrEqual(12_000)
+      expect(start!.t).toBeLessThan(s.durationS * 1000 - 15_000)
+    }
+  })
 })
 
 describe('checker: reshare threshold and liveness windows', () => {
@@ -136,6 +154,31 @@ describe('checker: reshare threshold and liveness windows', () => {
     c.onOp(op(2, 15_100, 15_500, false))
     expect(c.violations.map(v => v.invariant)).toEqual(['liveness.quorum-lost', 'liveness.quorum-ok'])
     expect(c.violations[1]?.detail).toMatch(/≥ 4 honest/)
+  })
+
+  it('a member down at the reshare order may report the old key set until it caught up; nobody else may', () => {
+    const c = new InvariantChecker({ n: 5, k: 3, lying: [], recoveryMs: 1_000, seed: 1, replay: 'x', minQuorumSuccessRate: 1 })
+    const A = 'a'.repeat(64)
+    const B = 'b'.repeat(64)
+    c.setReferenceKeySet(1, A)
+    const tr = c.beginTransition(6_000, 'reshare', 1)
+    c.onStatuses(7_000, [{ index: 1, epoch: 1, keySetId: B }, { index: 2, epoch: 1, keySetId: A }])
+    expect(c.violations).toEqual([])
+    // Nodes 1-3 committed at 15 s; node 4 (down at the order) lags.
+    c.endTransition(tr, 15_000, 1, B, [4])
+    expect(c.reference(16_000)).toEqual({ epoch: 1, keySetId: B })
+    c.onStatuses(20_000, [{ index: 1, epoch: 1, keySetId: B }, { index: 4, epoch: 1, keySetId: A }])
+    expect(c.violations).toEqual([])
+    // A member that did commit may not go back to the old generation.
+    c.onStatuses(20_500, [{ index: 2, epoch: 1, keySetId: A }])
+    expect(c.violations.map(v => v.invariant)).toEqual(['consistency.keysets'])
+    c.settleLagging(tr, 4, 23_000)
+    c.onStatuses(24_000, [{ index: 4, epoch: 1, keySetId: B }, { index: 1, epoch: 1, keySetId: B }])
+    expect(c.violations).toHaveLength(1)
+    // Settled: the transition is over, node 4 must report the new reference too.
+    c.onStatuses(25_000, [{ index: 4, epoch: 1, keySetId: A }])
+    expect(c.violations.map(v => v.invariant)).toEqual(['consistency.keysets', 'consistency.keysets'])
+    expect(c.violations[1]?.detail).toMatch(/node\(s\) 4 .*disagree/)
   })
 
   it('blaming an honest member is a violation inside a reshare window too', () => {
