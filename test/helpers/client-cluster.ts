@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { devDown, devUp } from '../../client/dev-cluster.ts'
 import type { DevClusterInfo, DevUpOptions } from '../../client/dev-cluster.ts'
+import type { KeymeshClient } from '../../client/client.ts'
+import type { Envelope } from '../../protocol/envelope.ts'
+import { toHex } from '../../protocol/bytes.ts'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 export const BIN = join(ROOT, 'bin', 'keymesh.js')
@@ -69,4 +72,29 @@ export async function cli (args: string[], opts: { env?: Record<string, string>,
 /** argv for a node started from the lying-node fixture (faults on) instead of the normal CLI. */
 export function lyingNodeArgv (startArgs: string[], faults: string[] = ['--corrupt-partial', '--corrupt-sign-share']): string[] {
   return ['--import', import.meta.resolve('tsx'), LYING_NODE, ...startArgs, ...faults]
+}
+
+/**
+ * Rewraps `envs` (round robin) with `client` until stopped; every answer must be the kept data key.
+ * Returns the count of successes and the first 50 failures (after a failure it waits 200 ms, so a
+ * cluster that is down does not make a tight loop). Never throws.
+ */
+export function rewrapLoop (client: KeymeshClient, envs: Array<{ e: Envelope, key: Uint8Array }>): { stop: () => Promise<{ ok: number, failures: unknown[] }> } {
+  let stopped = false
+  let ok = 0
+  const failures: unknown[] = []
+  const run = (async () => {
+    for (let j = 0; !stopped; j++) {
+      const x = envs[j % envs.length] as { e: Envelope, key: Uint8Array }
+      try {
+        const r = await client.rewrap(x.e, { deadlineMs: 20_000 })
+        if (toHex(r.dataKey) !== toHex(x.key)) throw new Error('wrong data key')
+        ok++
+      } catch (e) {
+        if (failures.length < 50) failures.push(e)
+        await new Promise(resolve => setTimeout(resolve, 200))
+      }
+    }
+  })()
+  return { stop: async () => { stopped = true; await run; return { ok, failures } } }
 }

@@ -46,11 +46,11 @@ import { MAX_RPC_MESSAGE } from '../../protocol/constants.ts'
 import { RPC_PROTOCOL } from '../../protocol/rpc.ts'
 import type { RequestBodies, ResponseBodies, RpcOp } from '../../protocol/rpc.ts'
 import type { ClusterFile } from '../../protocol/cluster.ts'
-import { parseClusterFile } from '../../protocol/cluster.ts'
+import { parseClusterFile, serializeClusterFile } from '../../protocol/cluster.ts'
 import { createHost } from '../../node/host.ts'
 import { nodeDialAddrs, rpcCall } from '../../node/peer-caller.ts'
 import { createClientIdentity, loadClientIdentity, peerIdOf } from '../../node/identity.ts'
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { freeListenPorts } from '../../client/dev-cluster.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -345,4 +345,24 @@ export async function startTestCluster (opts: TestClusterOptions = {}): Promise<
     }
   }
   return c
+}
+
+/**
+ * A 3-of-5 (or `opts`) cluster whose cluster file names `admins` (admin1, admin2, …) with
+ * `adminThreshold` (default 2), every node started and its initial DKG done. Throws when a node's
+ * DKG did not finish ('done') within 60 s.
+ */
+export async function startAdminCluster (admins: Uint8Array[], opts: TestClusterOptions & { adminThreshold?: number } = {}): Promise<{ c: TestCluster, cluster: ClusterFile }> {
+  const { adminThreshold, ...rest } = opts
+  const c = await startTestCluster({ n: 5, threshold: 3, ...rest, start: false })
+  const base = parseClusterFile(await readFile(c.clusterPath, 'utf8'))
+  const cluster: ClusterFile = { ...base, admins: admins.map((publicKey, k) => ({ name: `admin${k + 1}`, publicKey })), adminThreshold: adminThreshold ?? 2 }
+  await writeFile(c.clusterPath, serializeClusterFile(cluster))
+  await Promise.all(c.nodes.map(async x => { await c.start(x.index) }))
+  const st = await c.waitFor(s => s.every(x => x?.dkg.state === 'done' || x?.dkg.state === 'failed'), 60_000)
+  if (!st.every(x => x?.dkg.state === 'done')) {
+    await c.cleanup()
+    throw new Error(`initial DKG did not finish: ${st.map(x => x?.dkg.state ?? 'down').join(',')}`)
+  }
+  return { c, cluster }
 }

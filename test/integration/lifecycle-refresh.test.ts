@@ -12,11 +12,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { readFile, writeFile } from 'node:fs/promises'
 import { ed25519 } from '@noble/curves/ed25519.js'
-import { startTestCluster } from '../helpers/cluster.ts'
+import { startAdminCluster } from '../helpers/cluster.ts'
 import type { TestCluster } from '../helpers/cluster.ts'
-import { parseClusterFile, serializeClusterFile } from '../../protocol/cluster.ts'
 import type { ClusterFile } from '../../protocol/cluster.ts'
 import { decodeKeySet, keySetId, signKey, wrapKey } from '../../protocol/keyset.ts'
 import type { KeySet, KeyShare } from '../../protocol/keyset.ts'
@@ -51,13 +49,7 @@ const trusted = new Map<number, KeySet>()
 const generations = new Map<string, KeySet>()
 
 beforeAll(async () => {
-  c = await startTestCluster({ n: 5, threshold: 3, start: false })
-  const base = parseClusterFile(await readFile(c.clusterPath, 'utf8'))
-  cluster = { ...base, admins: admins.map((a, k) => ({ name: `admin${k + 1}`, publicKey: a.publicKey })), adminThreshold: 2 }
-  await writeFile(c.clusterPath, serializeClusterFile(cluster))
-  await Promise.all(c.nodes.map(async x => { await c.start(x.index) }))
-  const st = await c.waitFor(s => s.every(x => x?.dkg.state === 'done' || x?.dkg.state === 'failed'), 60_000)
-  expect(st.map(s => s?.dkg.state)).toEqual(['done', 'done', 'done', 'done', 'done'])
+  ;({ c, cluster } = await startAdminCluster(admins.map(a => a.publicKey)))
   const k1 = decodeKeySet((await c.rpc(1, 'keyset.get', {})).keySet)
   trusted.set(1, k1)
   generations.set(keySetId(k1), k1)

@@ -11,13 +11,13 @@
  *       old envelopes unwrap; the group keys never change; 0 failed client operations.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ed25519 } from '@noble/curves/ed25519.js'
-import { startTestCluster } from '../helpers/cluster.ts'
+import { startAdminCluster } from '../helpers/cluster.ts'
+import { rewrapLoop } from '../helpers/client-cluster.ts'
 import type { TestCluster, TestNode } from '../helpers/cluster.ts'
-import { parseClusterFile, serializeClusterFile } from '../../protocol/cluster.ts'
 import type { ClusterFile } from '../../protocol/cluster.ts'
 import { decodeKeySet, keySetId, wrapKey } from '../../protocol/keyset.ts'
 import type { KeySet, KeyShare } from '../../protocol/keyset.ts'
@@ -43,13 +43,7 @@ let k1: KeySet
 const envs: Array<{ e: Envelope, key: Uint8Array }> = []
 
 beforeAll(async () => {
-  c = await startTestCluster({ n: 5, threshold: 3, start: false })
-  const base = parseClusterFile(await readFile(c.clusterPath, 'utf8'))
-  cluster = { ...base, admins: admins.map((a, k) => ({ name: `admin${k + 1}`, publicKey: a.publicKey })), adminThreshold: 2 }
-  await writeFile(c.clusterPath, serializeClusterFile(cluster))
-  await Promise.all(c.nodes.map(async x => { await c.start(x.index) }))
-  const st = await c.waitFor(s => s.every(x => x?.dkg.state === 'done' || x?.dkg.state === 'failed'), 60_000)
-  expect(st.map(s => s?.dkg.state)).toEqual(['done', 'done', 'done', 'done', 'done'])
+  ;({ c, cluster } = await startAdminCluster(admins.map(a => a.publicKey)))
   k1 = decodeKeySet((await c.rpc(1, 'keyset.get', {})).keySet)
   const peerKey = (await loadClientIdentity(c.clientIdentityPaths[1] as string)).peerKey
   const rk = generateRecipientKeyPair()
@@ -95,26 +89,7 @@ async function waitLogs (what: string, pred: () => boolean, timeoutMs = 120_000)
 
 const ready = (x: TestNode, revision: number): boolean => x.logs.some(l => l.msg === 'node ready' && l.membershipRevision === revision)
 
-/** Loops rewraps (library) until stopped. */
-function loop (): { stop: () => Promise<{ ok: number, failures: unknown[] }> } {
-  let stopped = false
-  let ok = 0
-  const failures: unknown[] = []
-  const run = (async () => {
-    for (let j = 0; !stopped; j++) {
-      const x = envs[j % envs.length] as { e: Envelope, key: Uint8Array }
-      try {
-        const r = await client.rewrap(x.e, { deadlineMs: 20_000 })
-        if (toHex(r.dataKey) !== toHex(x.key)) throw new Error('wrong data key')
-        ok++
-      } catch (e) {
-        if (failures.length < 50) failures.push(e)
-        await new Promise(resolve => setTimeout(resolve, 200))
-      }
-    }
-  })()
-  return { stop: async () => { stopped = true; await run; return { ok, failures } } }
-}
+const loop = (): ReturnType<typeof rewrapLoop> => rewrapLoop(client, envs)
 
 /** Reads a STOPPED node's epoch-1 shares and current key set from its store. */
 async function storeOf (x: TestNode): Promise<{ wrap?: KeyShare, sign?: KeyShare, keySet?: KeySet }> {

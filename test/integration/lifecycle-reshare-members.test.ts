@@ -16,6 +16,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { startTestCluster } from '../helpers/cluster.ts'
+import { rewrapLoop } from '../helpers/client-cluster.ts'
 import type { TestCluster, TestNode } from '../helpers/cluster.ts'
 import { parseClusterFile, serializeClusterFile } from '../../protocol/cluster.ts'
 import type { ClusterFile } from '../../protocol/cluster.ts'
@@ -86,23 +87,7 @@ async function waitReshared (members: TestNode[], removed: TestNode[], revision:
   }
 }
 
-/** Loops rewraps (library) until stopped; returns counts. */
-function loop (envs: Array<{ e: Envelope, key: Uint8Array }>): { stop: () => Promise<{ ok: number, failures: unknown[] }> } {
-  let stopped = false
-  let ok = 0
-  const failures: unknown[] = []
-  const run = (async () => {
-    for (let j = 0; !stopped; j++) {
-      const x = envs[j % envs.length] as { e: Envelope, key: Uint8Array }
-      try {
-        const r = await client.rewrap(x.e, { deadlineMs: 20_000 })
-        if (toHex(r.dataKey) !== toHex(x.key)) throw new Error('wrong data key')
-        ok++
-      } catch (e) { failures.push(e) }
-    }
-  })()
-  return { stop: async () => { stopped = true; await run; return { ok, failures } } }
-}
+const loop = (envs: Array<{ e: Envelope, key: Uint8Array }>): ReturnType<typeof rewrapLoop> => rewrapLoop(client, envs)
 
 async function sharesOf (x: TestNode): Promise<KeyShare | undefined> {
   const cfg = configFromOptions({ data: x.dataDir, insecureDevPassphrase: true }, false)
