@@ -22,7 +22,7 @@ import { BadInputError, ErrorCode, KeymeshError } from '../protocol/errors.ts'
 import { aint } from '../protocol/bytes.ts'
 import type { ClusterFile, ClusterNode } from '../protocol/cluster.ts'
 import { validateNodeAddress, validatePeerId } from '../protocol/cluster.ts'
-import { applyReshare, foldMembership } from '../protocol/membership.ts'
+import { applyReshare, foldMembership, reshareCommitQuorum } from '../protocol/membership.ts'
 import type { Membership } from '../protocol/membership.ts'
 import { reshareSessionId } from '../protocol/rpc.ts'
 import type { OrderMember, SignedOrder } from '../protocol/order.ts'
@@ -84,24 +84,39 @@ export async function currentView (genesis: ClusterFile, id: ClientIdentity): Pr
   return { t, m }
 }
 
+/** How long a new member that does not answer at all is waited for once a commit quorum serves the new revision (ms). */
+export const LATE_MEMBER_WAIT_MS = 15_000
+
 /**
- * Polls cluster.get on every NEW member until each serves revision ≥ `revision` (resolves with the
- * wall time), a member reports the reshare failed (throws CONFLICT), or the timeout passes (TIMEOUT).
+ * Polls cluster.get on every NEW member until each serves revision ≥ `revision`, or until a commit
+ * quorum (max(k′, ⌊n′/2⌋+1)) does and the others have not answered at all for LATE_MEMBER_WAIT_MS
+ * (down: they catch up by share repair when back; returned as `late`). Throws CONFLICT when a
+ * member reports the reshare failed, TIMEOUT when the timeout passes.
  */
-export async function waitForMembership (genesis: ClusterFile, id: ClientIdentity, view: ClusterFile, revision: number, session: string, opts: { timeoutMs: number, onProgress?: (line: string) => void }): Promise<void> {
+export async function waitForMembership (genesis: ClusterFile, id: ClientIdentity, view: ClusterFile, revision: number, session: string, opts: { timeoutMs: number, onProgress?: (line: string) => void }): Promise<{ late: number[] }> {
   const t = await ClientTransport.create(view, id)
+  const q = reshareCommitQuorum(view.threshold, view.nodes.length)
+  const heard = new Map<number, number>()
+  let reachedQ = 0
   try {
     const until = Date.now() + opts.timeoutMs
     for (;;) {
       const got = await Promise.all(t.indices.map(async i => {
         const r = await t.call(i, 'cluster.get', { have: 0 }, { timeoutMs: 3_000 }).catch(() => undefined)
         const s = await t.call(i, 'status', {}, { timeoutMs: 3_000 }).catch(() => undefined)
+        if (r !== undefined || s !== undefined) heard.set(i, Date.now())
         if (s?.dkg.state === 'failed' && (s.dkg.detail ?? '').includes(session)) throw new KeymeshError(ErrorCode.CONFLICT, `reshare failed on new member ${i}: ${s.dkg.detail ?? ''}; nothing changed unless some members committed — issue a new order`)
         return r !== undefined && r.revision >= revision && r.orders !== undefined && foldMembership(genesis, r.orders).revision >= revision
       }))
       const done = got.filter(Boolean).length
-      opts.onProgress?.(`reshare ${session}: ${done}/${got.length} new members serve membership revision ${revision}`)
-      if (done === got.length) return
+      const missing = t.indices.filter((_, x) => got[x] !== true)
+      opts.onProgress?.(`reshare ${session}: ${done}/${got.length} new members serve membership revision ${revision}${missing.length > 0 && done >= q ? ` (committed; waiting for ${missing.join(',')})` : ''}`)
+      if (done === got.length) return { late: [] }
+      if (done >= q) {
+        if (reachedQ === 0) reachedQ = Date.now()
+        const silent = missing.every(i => Date.now() - (heard.get(i) ?? 0) >= LATE_MEMBER_WAIT_MS)
+        if (silent && Date.now() - reachedQ >= LATE_MEMBER_WAIT_MS) return { late: missing }
+      }
       if (Date.now() > until) throw new KeymeshError(ErrorCode.TIMEOUT, `reshare not complete after ${opts.timeoutMs / 1000} s: ${done}/${got.length} new members at revision ${revision}`)
       await new Promise(resolve => setTimeout(resolve, 500))
     }
@@ -109,8 +124,8 @@ export async function waitForMembership (genesis: ClusterFile, id: ClientIdentit
 }
 
 /**
- * Pushes a reshare order to the current members and waits for every new member to serve the next
- * revision. Throws as pushOrder / waitForMembership.
+ * Pushes a reshare order to the current members and waits for every new member (or a commit
+ * quorum, when the others are down) to serve the next revision. Throws as pushOrder / waitForMembership.
  */
 export async function pushReshareAndWait (genesis: ClusterFile, so: SignedOrder, o: { identity?: string, wait?: boolean, timeout?: string, json?: boolean }): Promise<void> {
   if (o.identity === undefined) throw new BadInputError('--identity', 'required to reach the nodes (an enrolled client identity)')
@@ -128,13 +143,14 @@ export async function pushReshareAndWait (genesis: ClusterFile, so: SignedOrder,
         return
       }
       let last = ''
-      await waitForMembership(genesis, id, view, m.revision + 1, session, {
+      const { late } = await waitForMembership(genesis, id, view, m.revision + 1, session, {
         timeoutMs: (o.timeout !== undefined ? aint('--timeout', Number(o.timeout), 1, 86_400) : 600) * 1000,
         onProgress: (line) => { if (o.json !== true && line !== last) { process.stderr.write(line + '\n'); last = line } }
       })
       const ms = Date.now() - t0
-      print(o.json, { revision: m.revision + 1, threshold: view.threshold, n: view.nodes.length, ms, session },
-        `reshare committed: membership revision ${m.revision + 1}, ${view.threshold}-of-${view.nodes.length}, in ${(ms / 1000).toFixed(1)} s\n`)
+      print(o.json, { revision: m.revision + 1, threshold: view.threshold, n: view.nodes.length, ms, session, late },
+        `reshare committed: membership revision ${m.revision + 1}, ${view.threshold}-of-${view.nodes.length}, in ${(ms / 1000).toFixed(1)} s\n` +
+        (late.length > 0 ? `new member(s) ${late.join(',')} did not answer: start them as usual; each catches up by share repair when it is back (keymesh status shows it)\n` : ''))
     } finally { await t.close() }
   } finally { wipeIdentity(id) }
 }
@@ -151,7 +167,7 @@ export function registerReshareCommands (cluster: Command): void {
     .option('--threshold <k>', 'new threshold (default: unchanged)')
     .option('--out <file>', 'write the (partially) signed order here instead of pushing it (needed when nodes are added: start them with --join FILE)')
     .option('--no-wait', 'return once the order is accepted')
-    .option('--timeout <seconds>', 'how long to wait for every new member (default 600)')
+    .option('--timeout <seconds>', 'how long to wait for the new members (default 600); members that stay silent once a commit quorum has committed are reported, not waited for')
     .option('--json', 'machine-readable output')
     .action(async (o: { cluster: string, adminKey: string[], identity: string, add?: string[], remove?: string[], threshold?: string, out?: string, wait?: boolean, timeout?: string, json?: boolean }) => {
       const genesis = await loadClusterFile(o.cluster)

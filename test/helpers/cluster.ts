@@ -349,14 +349,14 @@ export async function startTestCluster (opts: TestClusterOptions = {}): Promise<
 
 /**
  * A 3-of-5 (or `opts`) cluster whose cluster file names `admins` (admin1, admin2, …) with
- * `adminThreshold` (default 2), every node started and its initial DKG done. Throws when a node's
+ * `adminThreshold` (default 2) and `clients` enrolled besides the test clients, every node started and its initial DKG done. Throws when a node's
  * DKG did not finish ('done') within 60 s.
  */
-export async function startAdminCluster (admins: Uint8Array[], opts: TestClusterOptions & { adminThreshold?: number } = {}): Promise<{ c: TestCluster, cluster: ClusterFile }> {
-  const { adminThreshold, ...rest } = opts
+export async function startAdminCluster (admins: Uint8Array[], opts: TestClusterOptions & { adminThreshold?: number, clients?: ClusterFile['clients'] } = {}): Promise<{ c: TestCluster, cluster: ClusterFile }> {
+  const { adminThreshold, clients, ...rest } = opts
   const c = await startTestCluster({ n: 5, threshold: 3, ...rest, start: false })
   const base = parseClusterFile(await readFile(c.clusterPath, 'utf8'))
-  const cluster: ClusterFile = { ...base, admins: admins.map((publicKey, k) => ({ name: `admin${k + 1}`, publicKey })), adminThreshold: adminThreshold ?? 2 }
+  const cluster: ClusterFile = { ...base, admins: admins.map((publicKey, k) => ({ name: `admin${k + 1}`, publicKey })), adminThreshold: adminThreshold ?? 2, clients: [...base.clients, ...(clients ?? [])] }
   await writeFile(c.clusterPath, serializeClusterFile(cluster))
   await Promise.all(c.nodes.map(async x => { await c.start(x.index) }))
   const st = await c.waitFor(s => s.every(x => x?.dkg.state === 'done' || x?.dkg.state === 'failed'), 60_000)

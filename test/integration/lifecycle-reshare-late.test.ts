@@ -5,17 +5,19 @@
  *       a loop (0 failed operations); resumed, node 5's ceremony sees the committed result and
  *       catches up by share repair: its share of the new generation matches the committed
  *       verifying share;
- *   (b) 3-of-6 → 3-of-5 removing node 2 while node 4 is STOPPED for the whole reshare (it never
+ *   (b) 3-of-6 → 3-of-5 removing node 2 (`keymesh cluster reshare --remove`, which reports node 4
+ *       as late instead of waiting for it) while node 4 is STOPPED for the whole reshare (it never
  *       sees the order): nodes 1, 3, 5, 6 commit, node 2 stops; node 4, started afterwards, learns
  *       the newer membership from k′ members, repairs its shares at its NEW index (3) and serves;
  *       old envelopes unwrap; the group keys never change; 0 failed client operations.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ed25519 } from '@noble/curves/ed25519.js'
-import { startAdminCluster } from '../helpers/cluster.ts'
+import { runCli, startAdminCluster } from '../helpers/cluster.ts'
 import { rewrapLoop } from '../helpers/client-cluster.ts'
 import type { TestCluster, TestNode } from '../helpers/cluster.ts'
 import type { ClusterFile } from '../../protocol/cluster.ts'
@@ -27,7 +29,7 @@ import type { OrderMember, SignedOrder } from '../../protocol/order.ts'
 import { generateRecipientKeyPair } from '../../protocol/hpke.ts'
 import type { Envelope } from '../../protocol/envelope.ts'
 import { newOrder, signOrder } from '../../client/lifecycle.ts'
-import { generateAdminKey } from '../../client/identity.ts'
+import { generateAdminKey, generateIdentity, writeAdminKeyFile, writeIdentityFile } from '../../client/identity.ts'
 import type { AdminKey } from '../../client/identity.ts'
 import { KeymeshClient } from '../../client/client.ts'
 import { loadClientIdentity } from '../../node/identity.ts'
@@ -39,11 +41,15 @@ let c: TestCluster
 let cluster: ClusterFile
 const admins: AdminKey[] = [0, 1].map(() => generateAdminKey())
 let client: KeymeshClient
+let operatorPath: string
 let k1: KeySet
 const envs: Array<{ e: Envelope, key: Uint8Array }> = []
 
 beforeAll(async () => {
-  ;({ c, cluster } = await startAdminCluster(admins.map(a => a.publicKey)))
+  const op = await generateIdentity()
+  operatorPath = join(tmpdir(), `keymesh-late-operator-${process.pid}.identity.json`)
+  await writeIdentityFile(operatorPath, op)
+  ;({ c, cluster } = await startAdminCluster(admins.map(a => a.publicKey), { clients: [{ name: 'operator', peerId: op.peerId.toString() }] }))
   k1 = decodeKeySet((await c.rpc(1, 'keyset.get', {})).keySet)
   const peerKey = (await loadClientIdentity(c.clientIdentityPaths[1] as string)).peerKey
   const rk = generateRecipientKeyPair()
@@ -55,7 +61,7 @@ beforeAll(async () => {
   }
 }, 90_000)
 
-afterAll(async () => { await client?.close(); await c?.cleanup() })
+afterAll(async () => { await client?.close(); await c?.cleanup(); await rm(operatorPath, { force: true }) })
 
 const node = (i: number): TestNode => c.nodes[i - 1] as TestNode
 function member (x: TestNode, index: number): OrderMember { return { index, peerId: x.peerId, addresses: [`/ip4/127.0.0.1/tcp/${x.port}`] } }
@@ -154,11 +160,19 @@ describe('lifecycle: reshare with a staying member down', () => {
   }, 240_000)
 
   it('3-of-6 → 3-of-5 removing node 2 while node 4 is down throughout: node 4 catches up at its new index on start', async () => {
-    const kept = [node(1), node(3), node(4), node(5), node(6)]
     await c.stop(4)
     const before = await storeOf(node(4))
     const work = loop()
-    await push([node(1), node(2), node(3), node(5), node(6)], order(kept, 3))
+    // Through the CLI, as an operator would: it must report node 4 (new index 3) as late instead
+    // of waiting for it until the timeout.
+    const adminPaths = [join(c.dir, 'late-a1.admin.json'), join(c.dir, 'late-a2.admin.json')]
+    await Promise.all(adminPaths.map(async (p, k) => { await writeAdminKeyFile(p, admins[k] as AdminKey) }))
+    const t1 = Date.now()
+    const cli = await runCli(['cluster', 'reshare', '--cluster', c.clusterPath, '--admin-key', adminPaths[0] as string, '--admin-key', adminPaths[1] as string,
+      '--identity', operatorPath, '--remove', node(2).peerId, '--json'], { timeoutMs: 180_000 })
+    expect(cli.code, cli.stderr).toBe(0)
+    expect(JSON.parse(cli.stdout)).toMatchObject({ revision: 3, threshold: 3, n: 5, late: [3] })
+    console.log(`[late-member] CLI cluster reshare --remove with a staying member down: ${Date.now() - t1} ms (returns once the others committed and node 4 stayed silent 15 s)`)
     await waitLogs('nodes 1, 3, 5, 6 to reload at revision 3 and node 2 to stop', () => [1, 3, 5, 6].every(i => ready(node(i), 3)) && node(2).exit !== undefined)
     const r = await work.stop()
     if (r.failures.length > 0) for (const x of [node(3), node(5)]) console.log(`--- node ${x.index}\n` + x.logs.filter(l => l.level !== 'info').slice(-8).map(l => JSON.stringify(l)).join('\n'))
