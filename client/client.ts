@@ -3,7 +3,7 @@
  * quorum operations (wrap, rewrap, batch rewrap, threshold sign, JWKS) behind one object.
  */
 import { randomBytes } from 'node:crypto'
-import { BadInputError, ErrorCode, KeymeshError } from '../protocol/errors.ts'
+import { BadInputError, ErrorCode, KeymeshError, QuorumUnavailableError } from '../protocol/errors.ts'
 import type { Membership } from '../protocol/membership.ts'
 import { fetchNewerMembership, readCachedMembership, writeCachedMembership } from './membership.ts'
 import type { KeySet } from '../protocol/keyset.ts'
@@ -43,12 +43,19 @@ export async function loadClusterFile (path: string): Promise<ClusterFile> {
 }
 
 /** A connected client. Close it with `close()`. */
+/** Least time between two membership checks after failures that no CONFLICT explains (ms). */
+export const MEMBERSHIP_RECHECK_MS = 10_000
+/** Pause between membership checks while a CONFLICT says the membership moved (ms). */
+export const MEMBERSHIP_VOUCH_RETRY_MS = 500
+
 export class KeymeshClient {
   /** Key sets of past epochs are immutable: keep the ones already accepted in memory. */
   private readonly keySets = new Map<number, KeySet>()
 
   /** The membership in use (cluster file folded with the reshare orders learned so far). */
   private membership: Membership
+  /** When the last failure-driven membership check ran (Date.now()). */
+  private lastMembershipCheck = 0
 
   private constructor (readonly transport: ClientTransport, readonly cacheDir: string | undefined, private readonly genesis: ClusterFile, m: Membership) { this.membership = m }
 
@@ -69,11 +76,28 @@ export class KeymeshClient {
     return true
   }
 
-  /** Runs `fn`; when it fails, learns a newer membership and, if one was adopted, runs it once more. */
+  /**
+   * Runs `fn`; when it fails, learns a newer membership and, if one was adopted, runs it once
+   * more. A failure a membership change explains (a node answered CONFLICT: it serves another
+   * generation or membership) always asks; any other failure (nodes unreachable: maybe removed)
+   * asks at most once per MEMBERSHIP_RECHECK_MS, so that a cluster that is simply down does not
+   * add a round of `cluster.get` to every failed operation. Bad input and refusals never ask.
+   */
   private async withMembership<T> (fn: () => Promise<T>): Promise<T> {
     try { return await fn() } catch (err) {
       if (!(err instanceof KeymeshError) || err.code === ErrorCode.BAD_INPUT || err.code === ErrorCode.NOT_AUTHORIZED) throw err
-      if (!(await this.refreshMembership())) throw err
+      const moved = err.code === ErrorCode.CONFLICT || (err instanceof QuorumUnavailableError && err.failures.some(f => f.code === ErrorCode.CONFLICT))
+      if (!moved && Date.now() - this.lastMembershipCheck < MEMBERSHIP_RECHECK_MS) throw err
+      this.lastMembershipCheck = Date.now()
+      // Right at a reshare commit fewer than k′ members may serve the new chain yet (a chain is
+      // adopted only when k′ vouch for it): when CONFLICT says the membership moved, ask again
+      // a few times, MEMBERSHIP_VOUCH_RETRY_MS apart.
+      let adopted = await this.refreshMembership()
+      for (let r = 0; !adopted && moved && r < 4; r++) {
+        await new Promise(resolve => setTimeout(resolve, MEMBERSHIP_VOUCH_RETRY_MS))
+        adopted = await this.refreshMembership()
+      }
+      if (!adopted) throw err
       return await fn()
     }
   }

@@ -133,25 +133,27 @@ export async function fetchKeySet (t: ClientTransport, opts: KeySetFetchOptions 
     return g
   }
   const invalid = new Set<string>()
+  /** Key sets of THIS cluster with another (k, n): a reshare this client has not learned yet. */
+  const moved = new Set<string>()
   // Among groups with ≥ k agreeing nodes, the newest epoch that decodes and matches the cluster.
   const pick = (): KeySet | undefined => {
     const candidates: KeySet[] = []
     for (const [key, nodes] of groups()) {
-      if (nodes.length < k || invalid.has(key)) continue
+      if (nodes.length < k || invalid.has(key) || moved.has(key)) continue
       try {
         const d = decodeKeySet(bytesOf.get(key) as Uint8Array)
         checkKeySetMatchesCluster(d, cluster)
         if (opts.epoch !== undefined && d.epoch !== opts.epoch) continue
         candidates.push(d)
       } catch (err) {
-        invalid.add(key)
         // k nodes agreeing on a key set of THIS cluster with another (k, n): they committed a
         // reshare this client has not learned yet. Not a lie: CONFLICT (the client learns the
         // membership and retries), never blame.
         const field = err instanceof BadInputError ? err.field : ''
-        const moved = field === 'keySet.threshold' || field === 'keySet.n'
+        const isMoved = field === 'keySet.threshold' || field === 'keySet.n'
+        ;(isMoved ? moved : invalid).add(key)
         for (const i of nodes) {
-          failures.push(moved
+          failures.push(isMoved
             ? { index: i, code: ErrorCode.CONFLICT, detail: `serves a key set of another membership (${(err as Error).message}): the cluster's membership changed (reshare)` }
             : { index: i, code: ErrorCode.VERIFICATION_FAILED, detail: `served an invalid key set (${(err as Error).message})` })
         }
@@ -161,25 +163,30 @@ export async function fetchKeySet (t: ClientTransport, opts: KeySetFetchOptions 
     return candidates[0]
   }
   /**
-   * True when two answered key sets are generations of one epoch (same group keys: a share refresh
-   * or a reshare, whose generation may have another (k, n)) or different epochs (a rotation) of
-   * this cluster — a split that resolves by itself. A forged or malformed key set never makes a
-   * split worth waiting for.
+   * True when two answered key sets are generations of one epoch (same group keys: a share refresh,
+   * or a reshare whose generation has another (k, n)) or different epochs (a rotation) of this
+   * cluster — a split that resolves by itself. A forged or malformed key set never makes a split
+   * worth waiting for, and a key set of another (k, n) counts only as a generation of the same keys.
    */
   const convergingSplit = (): boolean => {
-    const sets: KeySet[] = []
+    const sets: Array<{ ks: KeySet, moved: boolean }> = []
     for (const key of groups().keys()) {
+      if (invalid.has(key)) continue
       try {
         const d = decodeKeySet(bytesOf.get(key) as Uint8Array)
-        if (d.clusterId !== cluster.clusterId) { invalid.add(key); continue }
-        sets.push(d)
+        try { checkKeySetMatchesCluster(d, cluster) } catch (err) {
+          const field = err instanceof BadInputError ? err.field : ''
+          if (field !== 'keySet.threshold' && field !== 'keySet.n') throw err
+          moved.add(key)
+        }
+        sets.push({ ks: d, moved: moved.has(key) })
       } catch { invalid.add(key) }
     }
     for (let i = 0; i < sets.length; i++) {
       for (let j = i + 1; j < sets.length; j++) {
-        const a = sets[i] as KeySet
-        const b = sets[j] as KeySet
-        if (a.epoch !== b.epoch) return true
+        const { ks: a, moved: ma } = sets[i] as { ks: KeySet, moved: boolean }
+        const { ks: b, moved: mb } = sets[j] as { ks: KeySet, moved: boolean }
+        if (a.epoch !== b.epoch) { if (!ma && !mb) return true; continue }
         if (wrapKey(a).equals(wrapKey(b)) && equalBytes(signKey(a), signKey(b))) return true
       }
     }

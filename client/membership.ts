@@ -8,8 +8,9 @@
  * strictly higher revision: the transport then dials the new node list (new indices, PeerIds,
  * addresses), and a key set generation with the adopted (k', n') and the same group keys is
  * accepted (client/generations.ts checkGeneration). A node cannot forge a view: the chain is
- * admin-signed. A node can withhold the newest chain; asking every reachable node defeats that
- * unless all of them withhold it.
+ * admin-signed, and a chain is adopted only when k′ members of its membership serve it (a signed
+ * order that never committed is not enough). A node can withhold the newest chain; asking every
+ * reachable node defeats that unless all of them withhold it.
  *
  * Cache: the adopted chain is written to `<cacheDir>/keysets/<clusterId>/membership.json` (public;
  * re-verified when read) so a restarted client starts from the newest view it saw.
@@ -46,22 +47,39 @@ export async function writeCachedMembership (cacheDir: string | undefined, m: Me
 
 /**
  * Asks every node of the transport's current view for a newer membership than `current`
- * (cluster.get), folds each answer onto `genesis`, and returns the highest valid one if it is
- * newer than `current` (undefined otherwise). Answers that do not verify are ignored (logged in
- * `rejected`). Never throws.
+ * (cluster.get), folds each answer onto `genesis`, and returns the highest one that extends
+ * `current` AND that at least k′ members of its own membership serve (members of the new view not
+ * in the current one are asked too). Admin signatures prove an order was issued, not that it
+ * committed (a failed reshare's order is just as well signed); a member records the chain only
+ * after committing, so k′ of them vouching prove the commit — the rule the nodes apply too.
+ * Answers that do not verify or fork are ignored (listed in `rejected`). Never throws.
  */
 export async function fetchNewerMembership (t: ClientTransport, genesis: ClusterFile, current: Membership, timeoutMs = 2_000): Promise<{ membership?: Membership, rejected: number[] }> {
-  let best: Membership | undefined
+  /** Verified chains by answering PeerId. */
+  const chains = new Map<string, Membership>()
   const rejected: number[] = []
-  await Promise.all(t.indices.map(async (i) => {
-    try {
-      const r = await t.call(i, 'cluster.get', { have: current.revision }, { timeoutMs })
-      if (r.orders === undefined || r.revision <= current.revision) return
-      const m = foldMembership(genesis, r.orders)
-      // The chain must extend ours (same prefix): a view never forks.
-      if (current.orders.some((o, x) => m.orders[x] !== o)) { rejected.push(i); return }
-      if (best === undefined || m.revision > best.revision) best = m
-    } catch { /* unreachable, or an old node without cluster.get */ }
-  }))
-  return best === undefined ? { rejected } : { membership: best, rejected }
+  const folded = new Map<string, Membership>()
+  const ask = async (nodes: ClusterFile['nodes'], direct: boolean): Promise<void> => {
+    await Promise.all(nodes.filter(n => !chains.has(n.peerId)).map(async (n) => {
+      try {
+        const r = direct ? await t.call(n.index, 'cluster.get', { have: current.revision }, { timeoutMs }) : await t.callNode(n, 'cluster.get', { have: current.revision }, { timeoutMs })
+        if (r.orders === undefined || r.revision <= current.revision) return
+        // Fold each distinct chain once (honest answers are identical).
+        const key = r.orders[r.orders.length - 1] ?? ''
+        const m = folded.get(key) ?? foldMembership(genesis, r.orders)
+        folded.set(key, m)
+        // The chain must extend ours (same prefix): a view never forks.
+        if (current.orders.some((o, x) => m.orders[x] !== o)) { if (direct) rejected.push(n.index); return }
+        chains.set(n.peerId, m)
+      } catch { /* unreachable, or an old node without cluster.get */ }
+    }))
+  }
+  await ask(t.cluster.nodes, true)
+  const candidates = [...folded.values()].filter(m => [...chains.values()].includes(m)).sort((a, b) => b.revision - a.revision)
+  for (const m of candidates) {
+    const vouchers = (): number => m.cluster.nodes.filter(n => { const c = chains.get(n.peerId); return c !== undefined && m.orders.every((o, j) => c.orders[j] === o) }).length
+    if (vouchers() < m.cluster.threshold) await ask(m.cluster.nodes.filter(n => !t.cluster.nodes.some(x => x.peerId === n.peerId)), false)
+    if (vouchers() >= m.cluster.threshold) return { membership: m, rejected }
+  }
+  return { rejected }
 }

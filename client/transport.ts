@@ -33,7 +33,7 @@ import { BadInputError, ErrorCode, KeymeshError } from '../protocol/errors.ts'
 import { MAX_RPC_MESSAGE } from '../protocol/constants.ts'
 import { MAX_RPC_TTL_MS, RPC_PROTOCOL, decodeResponse, encodeRequest } from '../protocol/rpc.ts'
 import type { RequestBodies, ResponseBodies, RpcOp } from '../protocol/rpc.ts'
-import type { ClusterFile } from '../protocol/cluster.ts'
+import type { ClusterFile, ClusterNode } from '../protocol/cluster.ts'
 import type { ClientIdentity } from './identity.ts'
 
 /** Default per-call deadline. */
@@ -156,6 +156,28 @@ export class ClientTransport {
   async call<O extends RpcOp> (index: number, op: O, body: RequestBodies[O], opts: CallOptions = {}): Promise<ResponseBodies[O]> {
     const node = this.nodes.get(index)
     if (node === undefined) throw new BadInputError('node', `no node ${index} in the cluster file`)
+    return await this.send(node, op, body, opts)
+  }
+
+  /**
+   * One RPC to a node of ANOTHER view of this cluster (a membership being checked before it is
+   * adopted), given by PeerId and addresses; the peer is admitted for this call only. Throws as
+   * `call`, BadInputError for an unusable node entry.
+   */
+  async callNode<O extends RpcOp> (n: ClusterNode, op: O, body: RequestBodies[O], opts: CallOptions = {}): Promise<ResponseBodies[O]> {
+    const node = nodeAddrs({ ...this.current, nodes: [n] }).get(n.index) as NodeAddr
+    const added = !this.allowed.has(n.peerId)
+    if (added) this.allowed.add(n.peerId)
+    try {
+      await this.host.peerStore.merge(node.peerId, { multiaddrs: node.addrs })
+      return await this.send(node, op, body, opts)
+    } finally {
+      if (added && ![...this.nodes.values()].some(x => x.peerId.toString() === n.peerId)) this.allowed.delete(n.peerId)
+    }
+  }
+
+  private async send<O extends RpcOp> (node: NodeAddr, op: O, body: RequestBodies[O], opts: CallOptions): Promise<ResponseBodies[O]> {
+    const index = node.index
     const timeoutMs = Math.max(1, Math.min(MAX_RPC_TTL_MS, Math.floor(opts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS)))
     const id = randomBytes(8).toString('hex')
     const req = encodeRequest(op, body, id, timeoutMs)

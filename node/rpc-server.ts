@@ -29,6 +29,9 @@ export const MAX_INBOUND_STREAMS = 256
 /** Deadline to write the response, ms. */
 const WRITE_TIMEOUT_MS = 10_000
 
+/** The only operations a node of the OTHER view of a reshare (no index here) may call. */
+export const TRANSITION_OPS: ReadonlySet<RpcOp> = new Set<RpcOp>(['status', 'keyset.get', 'cluster.get', 'reshare.round1', 'reshare.round2', 'reshare.view', 'reshare.result'])
+
 /** Resolves the caller of a connection, or undefined for a peer not in the cluster file. */
 export function callerOf (ctx: NodeContext, peerId: string): Caller | undefined {
   const node = nodeByPeerId(ctx.cluster, peerId)
@@ -109,6 +112,10 @@ export async function startRpcServer (node: Libp2p, ctx: NodeContext, table: Han
       if (n > ctx.config.maxInflightPerPeer) {
         code = ErrorCode.BUSY
       } else if (NODE_ONLY_OPS.has(req.op) && caller.kind !== 'node') {
+        code = ErrorCode.NOT_AUTHORIZED
+      } else if (caller.kind === 'node' && caller.index === undefined && !TRANSITION_OPS.has(req.op)) {
+        // A joining or removed node (transition peer) takes part in the reshare and learns the
+        // membership; nothing else (no orders, policy pushes, partials, DKG).
         code = ErrorCode.NOT_AUTHORIZED
       } else {
         const handler = table[req.op] as Handler<RpcOp> | undefined

@@ -24,6 +24,7 @@ import type { Membership } from '../protocol/membership.ts'
 import { parseSignedOrder, verifySignedOrder } from '../protocol/order.ts'
 import { readMembership } from './lifecycle/membership-file.ts'
 import { readLifecycleState } from './lifecycle/state.ts'
+import { sleep } from './ceremony-kit.ts'
 import { dataPaths } from './config.ts'
 import type { NodeConfig, StorageKeySource } from './config.ts'
 import { createNodeIdentity, loadNodeIdentity, peerIdOf } from './identity.ts'
@@ -335,11 +336,7 @@ async function watchMembership (ctx: NodeContext, genesis: ClusterFile, start: M
         warnOnce(ctx, `error:${e instanceof Error ? e.message : String(e)}`, 'membership check failed; retrying', { error: e as Error })
       }
     }
-    await new Promise<void>(resolve => {
-      const t = setTimeout(resolve, round < 12 ? 5_000 : MEMBERSHIP_CHECK_MS)
-      t.unref()
-      ctx.shutdownSignal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
-    })
+    await sleep(round < 12 ? 5_000 : MEMBERSHIP_CHECK_MS, ctx.shutdownSignal)
   }
 }
 
@@ -365,6 +362,13 @@ async function checkRemovedWhileDown (ctx: NodeContext, genesis: ClusterFile, lo
       chains.set(n.peerId, m)
     }))
   }
+  /** Members of another view are admitted (as transition peers: reshare.* and cluster.get only) so that they can be dialled. */
+  const askOthers = async (nodes: ClusterFile['nodes']): Promise<void> => {
+    const { setTransition, transitionOf } = await import('./lifecycle/transition.ts')
+    const extra = nodes.filter(n => n.peerId !== ctx.peerId && !ctx.cluster.nodes.some(x => x.peerId === n.peerId) && !transitionOf(ctx).some(x => x.peerId === n.peerId))
+    if (extra.length > 0) setTransition(ctx, [...transitionOf(ctx), ...extra])
+    await ask(nodes)
+  }
   await ask(ctx.cluster.nodes)
   let best: Membership | undefined
   for (const m of chains.values()) if (best === undefined || m.revision > best.revision) best = m
@@ -377,7 +381,7 @@ async function checkRemovedWhileDown (ctx: NodeContext, genesis: ClusterFile, lo
     if (pending !== null) return
     const newest = best
     const vouch = (): number => newest.cluster.nodes.filter(n => { const m = chains.get(n.peerId); return m !== undefined && newest.orders.every((o, j) => m.orders[j] === o) }).length
-    if (vouch() < newest.cluster.threshold) await ask(newest.cluster.nodes)
+    if (vouch() < newest.cluster.threshold) await askOthers(newest.cluster.nodes)
     if (vouch() < newest.cluster.threshold) {
       warnOnce(ctx, `keep:${newest.revision}`, 'a node serves a newer membership that keeps this node, but fewer than k′ of its members confirm it (yet); still serving the old one', { revision: newest.revision, confirmations: vouch(), needed: newest.cluster.threshold })
       return
@@ -396,7 +400,7 @@ async function checkRemovedWhileDown (ctx: NodeContext, genesis: ClusterFile, lo
   // membership after the order, each serving a chain that contains it (a member records the chain
   // only after committing), prove the commit: then deleting the shares is safe.
   const vouchers = (): number => after.nodes.filter(n => { const m = chains.get(n.peerId); return m !== undefined && removing.every((o, j) => m.orders[j] === o) }).length
-  if (vouchers() < after.threshold) await ask(after.nodes)
+  if (vouchers() < after.threshold) await askOthers(after.nodes)
   if (vouchers() < after.threshold) {
     warnOnce(ctx, `removed:${best.revision}`, 'a node reports that a reshare order removed this node, but fewer than k′ members of the new membership confirm it committed (yet); nothing deleted, still serving', { order: describeOrder(best.orders[x] as string), confirmations: vouchers(), needed: after.threshold })
     return

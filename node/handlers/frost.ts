@@ -122,14 +122,14 @@ export const frostSignHandler: Handler<'frost.sign'> = async (ctx, body, caller,
         throw err
       }
     })
+    const manifest = manifestOfSigningInput(ctx, body.message, body.epoch)
     // The share's index: equal to ctx.selfIndex except between a reshare commit that moved this
-    // node and its reload (epochKeys checks which).
+    // node and its reload (epochKeys checks which). Read after every input is validated.
     const { ks, share, keySetId } = await epochKeys(ctx, body.epoch, 'sign')
     const own = commitments.filter(c => c.index === share.index)
     if (own.length !== 1 || !equalBytes(encodeSigningCommitment(own[0] as SigningCommitment), taken.commitment)) {
       throw new BadInputError('commitments', `must contain this node's (${share.index}) round-one commitment unchanged`)
     }
-    const manifest = manifestOfSigningInput(ctx, body.message, body.epoch)
     checkGeneration(body.keySetId, taken.keySetId, keySetId)
     await authorize(ctx, caller, { op: 'frost.sign', epoch: body.epoch, manifest })
     checkDeadline(signal)

@@ -14,7 +14,7 @@
 import { ErrorCode, KeymeshError, NotAuthorizedError } from '../../protocol/errors.ts'
 import { parseReshareSession } from '../../protocol/rpc.ts'
 import type { RpcOp } from '../../protocol/rpc.ts'
-import { RESHARE_PROGRESS_NAME, RESHARE_RESULT_NAME, reshareOf, reshareResultDigest } from '../lifecycle/reshare-ceremony.ts'
+import { RESHARE_FAILED_NAME, RESHARE_RESULT_NAME, reshareOf, reshareResultDigest } from '../lifecycle/reshare-ceremony.ts'
 import type { ReshareCeremony } from '../lifecycle/reshare-ceremony.ts'
 import { pendingOrderInfo } from '../lifecycle/manager.ts'
 import { decodeRefreshResult } from '../lifecycle/refresh-ceremony.ts'
@@ -38,12 +38,8 @@ async function resolve (ctx: NodeContext, session: string, op: RpcOp): Promise<R
     if (pending.op !== 'reshare' || !pending.nonce.startsWith(nonce16)) throw new KeymeshError(ErrorCode.CONFLICT, `reshare: this node runs another lifecycle order (${pending.op} ${pending.nonce.slice(0, 8)})`)
     throw new KeymeshError(ErrorCode.UNAVAILABLE, 'reshare: ceremony not started yet; retry')
   }
-  const raw = await ctx.store.getDkg(session, RESHARE_PROGRESS_NAME)
-  if (raw !== undefined) {
-    let failed = false
-    try { failed = (JSON.parse(new TextDecoder().decode(raw)) as { phase?: unknown }).phase === 'failed' } catch { /* corrupt: not found */ } finally { raw.fill(0) }
-    if (failed) throw new KeymeshError(ErrorCode.CONFLICT, `reshare: session ${session} failed`)
-  }
+  // Public marker: the sealed progress record is never decrypted for a peer's request.
+  if (await ctx.store.getDkg(session, RESHARE_FAILED_NAME) !== undefined) throw new KeymeshError(ErrorCode.CONFLICT, `reshare: session ${session} failed`)
   throw new KeymeshError(ErrorCode.NOT_FOUND, `reshare: unknown session ${session}`)
 }
 
@@ -56,13 +52,17 @@ function member (c: ReshareCeremony, caller: Caller, op: RpcOp): void {
   if (!c.isMember(caller.peerId)) throw new NotAuthorizedError(`${op}: caller is not a member of this reshare`)
 }
 
-/** Answers `reshare.round1` (this old member's public dealings). Throws as described above. */
-export const reshareRound1Handler: Handler<'reshare.round1'> = async (ctx, body, caller) => {
-  nodeCaller(caller, 'reshare.round1')
-  const c = ceremony(await resolve(ctx, body.session, 'reshare.round1'))
-  member(c, caller, 'reshare.round1')
-  return c.serveRound1(body.session)
+/** The running ceremony of `session`, for a node caller that is a member of either view. Throws as described above. */
+async function forMember (ctx: NodeContext, session: string, caller: Caller, op: RpcOp): Promise<ReshareCeremony> {
+  nodeCaller(caller, op)
+  const c = ceremony(await resolve(ctx, session, op))
+  member(c, caller, op)
+  return c
 }
+
+/** Answers `reshare.round1` (this old member's public dealings). Throws as described above. */
+export const reshareRound1Handler: Handler<'reshare.round1'> = async (ctx, body, caller) =>
+  (await forMember(ctx, body.session, caller, 'reshare.round1')).serveRound1(body.session)
 
 /** Answers `reshare.round2` with the sub-shares addressed to the calling NEW member only. Throws as described above. */
 export const reshareRound2Handler: Handler<'reshare.round2'> = async (ctx, body, caller) => {
@@ -74,12 +74,8 @@ export const reshareRound2Handler: Handler<'reshare.round2'> = async (ctx, body,
 }
 
 /** Answers `reshare.view`. Throws as described above. */
-export const reshareViewHandler: Handler<'reshare.view'> = async (ctx, body, caller) => {
-  nodeCaller(caller, 'reshare.view')
-  const c = ceremony(await resolve(ctx, body.session, 'reshare.view'))
-  member(c, caller, 'reshare.view')
-  return c.serveView(body.session)
-}
+export const reshareViewHandler: Handler<'reshare.view'> = async (ctx, body, caller) =>
+  (await forMember(ctx, body.session, caller, 'reshare.view')).serveView(body.session)
 
 /** Answers `reshare.result`. Throws as described above. */
 export const reshareResultHandler: Handler<'reshare.result'> = async (ctx, body, caller) => {

@@ -46,7 +46,7 @@ import { RefreshCeremony, committedRefreshDigest, refreshEnvFromContext, runRefr
 import { refreshSessionId, reshareSessionId } from '../../protocol/rpc.ts'
 import { applyReshare } from '../../protocol/membership.ts'
 import type { ClusterFile, ClusterNode } from '../../protocol/cluster.ts'
-import { ReshareCeremony, RESHARE_PROGRESS_NAME, RESHARE_RESULT_NAME, runReshare } from './reshare-ceremony.ts'
+import { ReshareCeremony, RESHARE_FAILED_NAME, RESHARE_PROGRESS_NAME, RESHARE_RESULT_NAME, runReshare } from './reshare-ceremony.ts'
 import type { ReshareEnv } from './reshare-ceremony.ts'
 import { liveEpochs } from './refresh-ceremony.ts'
 import { setTransition } from './transition.ts'
@@ -361,6 +361,7 @@ function reshareEnv (ctx: NodeContext, m: Manager, order: Order, signal: AbortSi
     saveProgress: async (session, record) => { await ctx.store.putDkg(session, RESHARE_PROGRESS_NAME, record) },
     commit: async (session, entries, result) => { await ctx.store.commitReshare(entries, session, result) },
     committedResult: async (session) => await ctx.store.getDkg(session, RESHARE_RESULT_NAME),
+    markFailed: async (session) => { await ctx.store.putDkg(session, RESHARE_FAILED_NAME, new Uint8Array([1])) },
     log: (msg, fields) => { log.info(msg, fields) },
     setStatus: (st) => { ctx.dkgStatus = st },
     signal

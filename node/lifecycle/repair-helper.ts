@@ -29,7 +29,7 @@ import { sleep } from '../ceremony-kit.ts'
 
 /** How long a helper keeps a repair session (ms). */
 export const REPAIR_SESSION_TTL_MS = 120_000
-/** Most repair sessions a helper runs at once (a cap on memory and work per peer misbehaviour). */
+/** Most repair sessions a helper runs at once (a cap on memory and work). */
 export const MAX_REPAIR_SESSIONS = 16
 /** Per-call deadline of a helper fetching pieces from another helper (ms). */
 export const REPAIR_CALL_TTL_MS = 2_000
@@ -85,11 +85,12 @@ export async function openRepair (ctx: NodeContext, caller: Caller, body: Reques
   const { helpers, epochs, keySetIds } = body
   const k = ctx.cluster.threshold
   const n = ctx.cluster.nodes.length
-  // Right after a reshare commit this node still runs under the old membership until its
-  // staggered reload: indices and k may differ. Ask the target to retry then.
+  // Right after a reshare commit this node still runs under the old membership until its reload:
+  // indices and k may differ. Ask the target to retry then (public key sets only: no share is
+  // read before the caller is checked).
   for (const epoch of epochs) {
-    const cur = await ctx.store.getCurrent(epoch, 'wrap')
-    if (cur !== undefined && (cur.keySet.threshold !== k || cur.keySet.n !== n)) throw new KeymeshError(ErrorCode.UNAVAILABLE, 'repair.open: this node is about to reload under a new membership; retry')
+    const ks = await ctx.store.getKeySet(epoch)
+    if (ks !== undefined && (ks.threshold !== k || ks.n !== n)) throw new KeymeshError(ErrorCode.UNAVAILABLE, 'repair.open: this node is about to reload under a new membership; retry')
   }
   const target = targetIndex(ctx, caller, 'repair.open')
   if (helpers.length !== k) throw new KeymeshError(ErrorCode.BAD_INPUT, `repair.open: expected exactly ${k} helpers, got ${helpers.length}`)
@@ -104,6 +105,9 @@ export async function openRepair (ctx: NodeContext, caller: Caller, body: Reques
     if (!same) throw new KeymeshError(ErrorCode.CONFLICT, 'repair.open: this repair id is in use with other parameters')
     return { opened: true }
   }
+  // One repair per target: a new repair id from the same member replaces its older one (a retry
+  // with another helper set), so one member can never hold more than one slot.
+  for (const x of [...table.values()]) if (x.target === target) drop(ctx, x)
   if (table.size >= MAX_REPAIR_SESSIONS) throw new KeymeshError(ErrorCode.UNAVAILABLE, 'repair.open: too many repairs in progress; retry later')
   // Shares of the named generations; each must be current here (the target repairs what k members hold).
   const shares: Array<{ wrap: Parameters<typeof repairSplit>[0], sign: Parameters<typeof repairSplit>[0] }> = []

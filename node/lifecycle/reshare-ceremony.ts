@@ -73,6 +73,8 @@ export const RESHARE_PROGRESS_FORMAT = 'keymesh.reshare-progress'
 /** Store name of the sealed progress record, and of the public result marker left by the commit. */
 export const RESHARE_PROGRESS_NAME = 'secret:progress'
 export const RESHARE_RESULT_NAME = 'result'
+/** Public marker of a session that failed here (pollers are answered CONFLICT without reading the sealed record). */
+export const RESHARE_FAILED_NAME = 'failed'
 /** Domain tag and digest of the result (defined with the late-member queries). */
 export { RESHARE_RESULT_TAG, reshareResultDigest } from './committed-result.ts'
 /** Grace period after a new member has valid dealings from k old members (ms). */
@@ -159,6 +161,8 @@ export interface ReshareEnv {
   saveProgress: (session: string, record: Uint8Array) => Promise<void>
   /** One atomic batch: new generations, progress deleted, result marker written. */
   commit: (session: string, entries: Array<{ keySet: KeySet, base: KeySet, wrapShare: KeyShare, signShare: KeyShare }>, result: Uint8Array) => Promise<void>
+  /** Writes the public failed marker of `session` (RESHARE_FAILED_NAME). */
+  markFailed?: (session: string) => Promise<void>
   /** The public result marker of `session` (after a commit here), or undefined. */
   committedResult: (session: string) => Promise<Uint8Array | undefined>
   log: (msg: string, fields: Record<string, unknown>) => void
@@ -525,8 +529,7 @@ export class ReshareCeremony {
         }
         if (d.dealer !== i || d.newN !== env.newNodes.length) throw new VerificationError(`old node ${i} sent a ${kind} dealing labelled dealer ${d.dealer} of ${d.newN}`, [i])
         verifyDealing(base[kind], S, i, d.commitment, env.newThreshold)
-        const s = verifySubShare(env.selfNew as number, i, d.commitment, fromHex('subShare', subs[kind][x] as string))
-        void s
+        verifySubShare(env.selfNew as number, i, d.commitment, fromHex('subShare', subs[kind][x] as string))
         out[kind].push(d.commitment)
       }
     }
@@ -859,7 +862,7 @@ export class ReshareCeremony {
     if (p === undefined) return
     // Persisted without secrets, so a restart does not deal again under the same session id.
     this.progress = { ...p, phase: 'failed', dealt: {}, round2: {}, detail }
-    try { await this.save() } catch (err) { env.log('reshare could not persist failure', { session: this.session, code: errorCode(err) }) }
+    try { await this.save(); await env.markFailed?.(this.session) } catch (err) { env.log('reshare could not persist failure', { session: this.session, code: errorCode(err) }) }
   }
 }
 

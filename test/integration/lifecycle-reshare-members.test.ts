@@ -161,6 +161,11 @@ describe('lifecycle: reshare with membership change', () => {
     await expect(x4.rpc(1, 'reshare.round2', { session }, { ttlMs: 3_000 })).rejects.toMatchObject({ code: 'NOT_FOUND' })
     await expect(x4.rpc(2, 'partial', { epoch: 1, envelope: encodeEnvelope((envs[0] as { e: Envelope }).e), recipient: new Uint8Array(32).fill(1) }, { ttlMs: 3_000 })).rejects.toMatchObject({ code: 'NOT_AUTHORIZED' })
     await expect(x4.rpc(3, 'dkg.round1', { session: 'e2-a0' }, { ttlMs: 3_000 })).rejects.toMatchObject({ code: 'NOT_AUTHORIZED' })
+    // Nor may it push orders or policies, or ask for a share repair (transition peers: reshare.*,
+    // cluster.get, keyset.get and status only).
+    await expect(x4.rpc(1, 'dkg.order', { order: encodeSignedOrder(so) }, { ttlMs: 3_000 })).rejects.toMatchObject({ code: 'NOT_AUTHORIZED' })
+    await expect(x4.rpc(2, 'policy.push', { policy: '{}' }, { ttlMs: 3_000 })).rejects.toMatchObject({ code: 'NOT_AUTHORIZED' })
+    await expect(x4.rpc(3, 'repair.open', { repair: 'ab'.repeat(16), epochs: [1], keySetIds: ['a'.repeat(64)], helpers: [1, 2, 3] }, { ttlMs: 3_000 })).rejects.toMatchObject({ code: 'NOT_AUTHORIZED' })
     // A joined node holds its share under its NEW index and restarts as a member (no --join).
     await c.stop(6)
     expect(await sharesOf(n6)).toMatchObject({ index: 4 })

@@ -11,31 +11,22 @@ import { randomBytes } from 'node:crypto'
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { startAdminCluster } from '../helpers/cluster.ts'
 import type { TestCluster } from '../helpers/cluster.ts'
+import { lifecycleKit } from '../helpers/lifecycle-kit.ts'
 import type { ClusterFile } from '../../protocol/cluster.ts'
 import { decodeKeySet, keySetId, signKey, wrapKey } from '../../protocol/keyset.ts'
 import type { KeySet } from '../../protocol/keyset.ts'
-import { wrap } from '../../protocol/wrap.ts'
-import { encodeEnvelope, envelopeId } from '../../protocol/envelope.ts'
-import type { Envelope } from '../../protocol/envelope.ts'
-import { openSealedPartial } from '../../protocol/partial.ts'
-import type { Partial } from '../../protocol/partial.ts'
-import { combine } from '../../protocol/combine.ts'
-import { generateRecipientKeyPair } from '../../protocol/hpke.ts'
 import { toB64u, toHex } from '../../protocol/bytes.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
-import { encodeSignedOrder } from '../../protocol/order.ts'
 import type { OrderParams, SignedOrder } from '../../protocol/order.ts'
 import { foldMembership } from '../../protocol/membership.ts'
-import type { ResponseBodies } from '../../protocol/rpc.ts'
 import { newOrder, signOrder } from '../../client/lifecycle.ts'
 import type { AdminKey } from '../../client/identity.ts'
 
 let c: TestCluster
 let cluster: ClusterFile
 const admins: AdminKey[] = [0, 1, 2].map(() => { const secretKey = new Uint8Array(randomBytes(32)); return { secretKey, publicKey: ed25519.getPublicKey(secretKey) } })
-const recipient = generateRecipientKeyPair()
-const trusted = new Map<number, KeySet>()
-const generations = new Map<string, KeySet>()
+const kit = lifecycleKit(() => c, { sameMembership: false })
+const { trusted, generations, push, envelopeFor, unwrapOnce } = kit
 
 beforeAll(async () => {
   ;({ c, cluster } = await startAdminCluster(admins.map(a => a.publicKey)))
@@ -52,45 +43,6 @@ function order (params: OrderParams, signers = [0, 1], epoch = 1): SignedOrder {
   let so = newOrder(cluster, 'reshare', epoch, params)
   for (const k of signers) so = signOrder(so, cluster, admins[k] as AdminKey)
   return so
-}
-
-async function push (i: number, so: SignedOrder | string): Promise<ResponseBodies['lifecycle.order']> {
-  return await c.rpc(i, 'lifecycle.order', { order: typeof so === 'string' ? so : encodeSignedOrder(so) })
-}
-
-function envelopeFor (epoch: number, release: string): { e: Envelope, key: Uint8Array } {
-  const k = trusted.get(epoch) as KeySet
-  const key = new Uint8Array(randomBytes(32))
-  return { e: wrap(k, { clusterId: k.clusterId, epoch, purpose: 'release-key', app: 'shop', env: 'prod', release }, key), key }
-}
-
-/** A generation fetched from node `from`, accepted only with the trusted group keys (k, n may change by reshare). */
-async function generation (epoch: number, id: string, from: number): Promise<KeySet> {
-  const hit = generations.get(id)
-  if (hit !== undefined) return hit
-  const ks = decodeKeySet((await c.rpc(from, 'keyset.get', { epoch, keySetId: id })).keySet)
-  const t = trusted.get(epoch) as KeySet
-  if (keySetId(ks) !== id || ks.epoch !== epoch || !wrapKey(ks).equals(wrapKey(t)) || toHex(signKey(ks)) !== toHex(signKey(t))) throw new Error(`node ${from} served a bad generation ${id}`)
-  generations.set(id, ks)
-  return ks
-}
-
-/** One unwrap, no retries: every node once, grouped by generation, combined with that generation's k. */
-async function unwrapOnce (e: Envelope): Promise<{ key: Uint8Array, ids: string[] }> {
-  const epoch = e.label.epoch
-  const answers = await Promise.all(c.nodes.map(async x => await c.rpc(x.index, 'partial', { epoch, envelope: encodeEnvelope(e), recipient: recipient.publicKey }).then(r => ({ i: x.index, r }), () => undefined)))
-  const groups = new Map<string, Partial[]>()
-  for (const a of answers) {
-    if (a === undefined) continue
-    const ks = await generation(epoch, a.r.keySetId, a.i)
-    const p = openSealedPartial(a.r.sealed, ks, [envelopeId(e)], a.i, recipient.secretKey) as Partial
-    groups.set(a.r.keySetId, [...(groups.get(a.r.keySetId) ?? []), p])
-  }
-  for (const [id, ps] of groups) {
-    const ks = generations.get(id) as KeySet
-    if (ps.length >= ks.threshold) return { key: combine(ks, e, ps.slice(0, ks.threshold), { strict: true }), ids: [...groups.keys()] }
-  }
-  throw new Error(`no generation with k answers: ${[...groups].map(([id, ps]) => `${id.slice(0, 8)}:${ps.length}`).join(' ')}`)
 }
 
 async function currentSets (epoch: number): Promise<KeySet[]> {

@@ -15,6 +15,9 @@ import type { KeySet } from '../../protocol/keyset.ts'
 import { newOrder, signOrder } from '../../client/lifecycle.ts'
 import { parseAddSpec, reshareMembers } from '../../client/reshare-cli.ts'
 import { LevelNodeStore } from '../../node/store.ts'
+import { fetchNewerMembership } from '../../client/membership.ts'
+import type { ClientTransport } from '../../client/transport.ts'
+import type { ResponseBodies } from '../../protocol/rpc.ts'
 import { StorageKey } from '../../node/storage-key.ts'
 import { readMembership, writeMembership } from '../../node/lifecycle/membership-file.ts'
 import { ADMIN_SEEDS, orderCluster } from '../vectors/generators/order.ts'
@@ -157,5 +160,38 @@ describe('reshareCommitQuorum', () => {
     }
     expect(() => reshareCommitQuorum(0, 5)).toThrow(/k′/)
     expect(() => reshareCommitQuorum(6, 5)).toThrow(/k′/)
+  })
+})
+
+describe('client: fetchNewerMembership needs k′ members of the new membership to vouch', () => {
+  /** A transport whose nodes (by PeerId) answer cluster.get with `chainOf(peerId)` (or nothing). */
+  function scripted (view: ClusterFile, chainOf: (peerId: string) => string[] | undefined): ClientTransport {
+    const answer = (peerId: string): ResponseBodies['cluster.get'] => {
+      const orders = chainOf(peerId)
+      if (orders === undefined) throw new KeymeshError(ErrorCode.UNAVAILABLE, 'down')
+      return { revision: orders.length + 1, orders }
+    }
+    return {
+      cluster: view,
+      indices: view.nodes.map(n => n.index),
+      call: async (i: number) => answer(view.nodes[i - 1]!.peerId),
+      callNode: async (n: { peerId: string }) => answer(n.peerId)
+    } as unknown as ClientTransport
+  }
+
+  it('one node serving a signed chain is not enough; k′ members of the new view serving it are', async () => {
+    const g = await genesis()
+    const { orders } = await membershipChain()
+    const target = foldMembership(g, orders)
+    const current = foldMembership(g, [])
+    const serving = new Set(target.cluster.nodes.slice(0, target.cluster.threshold - 1).map(n => n.peerId))
+    const few = await fetchNewerMembership(scripted(g, p => serving.has(p) ? orders : undefined), g, current)
+    expect(few.membership).toBeUndefined()
+    serving.add(target.cluster.nodes[target.cluster.threshold - 1]!.peerId)
+    const enough = await fetchNewerMembership(scripted(g, p => serving.has(p) ? orders : undefined), g, current)
+    expect(enough.membership?.revision).toBe(target.revision)
+    // A chain that forks from the one the client holds is never adopted.
+    const forked = await fetchNewerMembership(scripted(g, () => orders.slice(1)), g, foldMembership(g, orders.slice(0, 1)))
+    expect(forked.membership).toBeUndefined()
   })
 })
